@@ -1,0 +1,99 @@
+"""kanphys: physics-informed Kolmogorov-Arnold networks.
+
+Declare a PDE problem (:class:`Problem` on a :class:`~kanphys.geometry.Domain`), train a
+:class:`KAN` surrogate on its residuals (:class:`Plan`, :class:`Trainer`, ``kanphys run``), and
+read the run directory back (:class:`Run`).
+"""
+
+__version__ = "0.1.0"
+
+from kanphys.derivatives import d, div, dn, dt, grad, lap
+from kanphys.geometry import (
+    Box,
+    Difference,
+    Disk,
+    Domain,
+    Intersection,
+    Interval,
+    Rectangle,
+    Region,
+    TimeDomain,
+    TimeInterval,
+    Union,
+)
+from kanphys.io.run import Run
+from kanphys.kan import KAN, MLP, BSpline, Chebyshev, KANLayer
+from kanphys.model import Surrogate
+from kanphys.problem import (
+    Condition,
+    Data,
+    Dirichlet,
+    Initial,
+    Neumann,
+    Parameter,
+    Problem,
+    ProblemError,
+)
+from kanphys.runner import solve
+from kanphys.train.plan import (
+    LBFGS,
+    LHS,
+    Adam,
+    ExtendGrid,
+    Halton,
+    Plan,
+    Sampler,
+    Sobol,
+    Uniform,
+    UpdateGrid,
+)
+from kanphys.train.trainer import Preempted, Trainer
+
+__all__ = [
+    "KAN",
+    "LBFGS",
+    "LHS",
+    "MLP",
+    "Adam",
+    "BSpline",
+    "Box",
+    "Chebyshev",
+    "Condition",
+    "Data",
+    "Difference",
+    "Dirichlet",
+    "Disk",
+    "Domain",
+    "ExtendGrid",
+    "Halton",
+    "Initial",
+    "Intersection",
+    "Interval",
+    "KANLayer",
+    "Neumann",
+    "Parameter",
+    "Plan",
+    "Preempted",
+    "Problem",
+    "ProblemError",
+    "Rectangle",
+    "Region",
+    "Run",
+    "Sampler",
+    "Sobol",
+    "Surrogate",
+    "TimeDomain",
+    "TimeInterval",
+    "Trainer",
+    "Uniform",
+    "Union",
+    "UpdateGrid",
+    "__version__",
+    "d",
+    "div",
+    "dn",
+    "dt",
+    "grad",
+    "lap",
+    "solve",
+]

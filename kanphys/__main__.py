@@ -1,0 +1,5 @@
+import sys
+
+from kanphys.cli import main
+
+sys.exit(main())

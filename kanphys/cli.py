@@ -1,0 +1,116 @@
+"""The ``kanphys`` command: run, resume, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["EXIT_PREEMPTED", "main", "parse_overrides"]
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a signal after checkpointing; resume continues
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``["steps=100", "lr=1e-3", "method=halton"]`` -> ``{"steps": 100, "lr": 0.001, ...}``."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"kanphys: override {item!r} is not of the form key=value")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kanphys", description="Physics-informed KAN solver toolkit"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="train a problem file and write a run directory")
+    run.add_argument(
+        "file", type=Path, help="problem file defining `problem` (and `model()`, `plan`)"
+    )
+    run.add_argument("--out", type=Path, help="run directory (default results/runs/NAME-TIME)")
+    run.add_argument("--quick", action="store_true", help="a few steps on few points (smoke test)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    run.add_argument("--resolution", type=int, help="evaluation grid points per axis")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="plan and model settings: steps=, lr=, lbfgs_steps=, interior=, grid=, ...",
+    )
+    resume = commands.add_parser("resume", help="continue a run from its latest checkpoint")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--no-progress", action="store_true")
+    commands.add_parser("info", help="versions, devices and threads")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "info":
+        print(info())
+        return 0
+    from kanphys.runner import RunOptions, resume, run
+    from kanphys.train.trainer import Preempted
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        if args.command == "run":
+            options = RunOptions(
+                out=args.out,
+                quick=args.quick,
+                seed=args.seed,
+                device=args.device,
+                dtype=args.dtype,
+                overrides=parse_overrides(args.overrides),
+                resolution=args.resolution,
+                progress=progress,
+            )
+            result = run(args.file, options)
+        else:
+            result = resume(args.run_dir, progress=progress)
+    except Preempted as stop:
+        print(f"kanphys: {stop}; continue with `kanphys resume`", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as error:
+        print(f"kanphys: error: {error}", file=sys.stderr)
+        return 2
+    metrics = result.metrics
+    print(
+        f"{result.path}: rel_l2 {metrics['rel_l2']}  steps {metrics['steps']}  "
+        f"time {metrics['wall_time_s']:.1f} s"
+    )
+    return 0
+
+
+def info() -> str:
+    """Versions, devices and threads, one per line."""
+    import torch
+
+    from kanphys.runner import versions
+
+    lines = [f"{name:10s} {version}" for name, version in versions().items()]
+    lines.append(
+        f"{'threads':10s} {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})"
+    )
+    devices = ["cpu"] + [
+        f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())
+    ]
+    lines.append(f"{'devices':10s} {', '.join(devices)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""How to train, as plain frozen dataclasses: optimiser stages, grid steps, sampling, weights."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+__all__ = [
+    "LBFGS",
+    "LHS",
+    "Adam",
+    "ExtendGrid",
+    "Halton",
+    "Plan",
+    "Sampler",
+    "Sobol",
+    "Uniform",
+    "UpdateGrid",
+    "apply_overrides",
+]
+
+SCHEDULES = ("constant", "exponential", "cosine")
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam for ``steps`` steps; the learning rate moves from ``lr`` to ``lr_final``.
+
+    Attributes:
+        steps: number of optimiser steps.
+        lr: initial learning rate.
+        schedule: ``"constant"``, ``"exponential"`` (geometric decay) or ``"cosine"``.
+        lr_final: learning rate reached at the last step (default ``lr / 10``).
+        betas: Adam's moment coefficients.
+    """
+
+    steps: int = 1000
+    lr: float = 1e-2
+    schedule: str = "exponential"
+    lr_final: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Adam: unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+        if self.steps < 0 or self.lr <= 0:
+            raise ValueError(f"Adam: need steps >= 0 and lr > 0, got {self.steps}, {self.lr}")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate at ``step`` (0-based) of this stage: a pure function of the step."""
+        final = self.lr / 10 if self.lr_final is None else self.lr_final
+        progress = step / max(self.steps - 1, 1)
+        if self.schedule == "exponential":
+            return self.lr * (final / self.lr) ** progress
+        if self.schedule == "cosine":
+            return final + (self.lr - final) * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.lr
+
+
+@dataclass(frozen=True)
+class LBFGS:
+    """L-BFGS with strong-Wolfe line search; one iteration per step.
+
+    Attributes:
+        steps: number of iterations.
+        lr: step length scale (1 with a line search).
+        history: number of stored curvature pairs.
+        line_search: ``"strong_wolfe"`` or None.
+        dtype: switch the model to this precision (``"float64"``) from this stage on.
+        tolerance: stop when the gradient or the change falls below it.
+    """
+
+    steps: int = 500
+    lr: float = 1.0
+    history: int = 50
+    line_search: str | None = "strong_wolfe"
+    dtype: str | None = None
+    tolerance: float = 1e-14
+
+    def __post_init__(self) -> None:
+        if self.dtype not in (None, "float32", "float64"):
+            raise ValueError(
+                f"LBFGS: dtype must be None, 'float32' or 'float64', got {self.dtype!r}"
+            )
+
+
+@dataclass(frozen=True)
+class UpdateGrid:
+    """Move every B-spline grid to the distribution of the current collocation points."""
+
+    grid_eps: float | None = None
+
+    steps = 0
+
+
+@dataclass(frozen=True)
+class ExtendGrid:
+    """Refine every B-spline grid to ``grid`` intervals, keeping the function."""
+
+    grid: int
+
+    steps = 0
+
+
+Stage = Adam | LBFGS | UpdateGrid | ExtendGrid
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """Collocation points: how many, drawn how, renewed how often.
+
+    Attributes:
+        method: ``"uniform"`` (pseudo-random), ``"sobol"``, ``"halton"`` or ``"lhs"``.
+        interior: points for the equations.
+        boundary: points per boundary condition.
+        initial: points per initial condition.
+        resample_every: draw fresh points every this many Adam steps (0: never).
+        points: per-condition point counts, overriding the above.
+    """
+
+    method: str = "sobol"
+    interior: int = 2048
+    boundary: int = 256
+    initial: int = 256
+    resample_every: int = 0
+    points: Mapping[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, name: str) -> int:
+        """Number of points for a term of the given region kind."""
+        if name in self.points:
+            return self.points[name]
+        return {"interior": self.interior, "boundary": self.boundary, "initial": self.initial}[kind]
+
+
+@dataclass(frozen=True)
+class Sobol(Sampler):
+    method: str = "sobol"
+
+
+@dataclass(frozen=True)
+class Halton(Sampler):
+    method: str = "halton"
+
+
+@dataclass(frozen=True)
+class LHS(Sampler):
+    method: str = "lhs"
+
+
+@dataclass(frozen=True)
+class Uniform(Sampler):
+    method: str = "uniform"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A training plan.
+
+    Attributes:
+        stages: optimiser stages and grid steps, run in order.
+        sampler: collocation sampling.
+        weights: loss weight per term name (default 1).
+        checkpoint_every: write a checkpoint every this many steps (0: only at the end).
+    """
+
+    stages: tuple[Stage, ...] = (Adam(), LBFGS())
+    sampler: Sampler = field(default_factory=Sobol)
+    weights: Mapping[str, float] = field(default_factory=dict)
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        object.__setattr__(self, "weights", dict(self.weights))
+        for stage in self.stages:
+            if not isinstance(stage, Stage):
+                raise ValueError(
+                    f"Plan: {stage!r} is not a stage (Adam, LBFGS, UpdateGrid, ExtendGrid)"
+                )
+
+    @property
+    def total_steps(self) -> int:
+        return sum(stage.steps for stage in self.stages)
+
+    def quick(self) -> Plan:
+        """A small version of this plan for smoke tests: few steps, few points."""
+
+        def shrink(stage: Stage) -> Stage:
+            if isinstance(stage, Adam):
+                return replace(stage, steps=min(stage.steps, 30))
+            if isinstance(stage, LBFGS):
+                return replace(stage, steps=min(stage.steps, 5))
+            return stage
+
+        sampler = self.sampler
+        small = {
+            k: min(getattr(sampler, k), n)
+            for k, n in (("interior", 256), ("boundary", 64), ("initial", 64))
+        }
+        points = {k: min(v, 64) for k, v in sampler.points.items()}
+        sampler = replace(
+            sampler, **small, points=points, resample_every=min(sampler.resample_every, 10)
+        )
+        return replace(
+            self, stages=tuple(shrink(s) for s in self.stages), sampler=sampler, checkpoint_every=10
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (for ``config.json``)."""
+        return {
+            "stages": [{"type": type(s).__name__, **_fields(s)} for s in self.stages],
+            "sampler": {"type": type(self.sampler).__name__, **_fields(self.sampler)},
+            "weights": dict(self.weights),
+            "checkpoint_every": self.checkpoint_every,
+        }
+
+
+def _fields(obj) -> dict[str, Any]:
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+PLAN_SHORTCUTS = {
+    "steps": "the first Adam stage's steps",
+    "lr": "every Adam stage's learning rate",
+    "lbfgs_steps": "every L-BFGS stage's steps",
+    "checkpoint_every": "checkpoint cadence",
+    "method / interior / boundary / initial / resample_every": "the sampler",
+    "weights.TERM": "the loss weight of a term",
+    "stages.I.FIELD": "any field of stage I",
+}
+
+
+def apply_overrides(plan: Plan, overrides: Mapping[str, Any]) -> Plan:
+    """A plan with command-line overrides applied (see ``PLAN_SHORTCUTS`` for the keys).
+
+    Raises:
+        KeyError: for a key that is not a plan setting.
+    """
+    for key, value in overrides.items():
+        plan = _apply(plan, key, value)
+    return plan
+
+
+def _apply(plan: Plan, key: str, value: Any) -> Plan:
+    stages = list(plan.stages)
+    if key == "steps":
+        first = next((i for i, s in enumerate(stages) if isinstance(s, Adam)), None)
+        if first is None:
+            raise KeyError("steps: the plan has no Adam stage")
+        stages[first] = replace(stages[first], steps=int(value))
+    elif key in ("lr", "lbfgs_steps"):
+        kind, name = (Adam, "lr") if key == "lr" else (LBFGS, "steps")
+        stages = [replace(s, **{name: value}) if isinstance(s, kind) else s for s in stages]
+    elif key in ("method", "interior", "boundary", "initial", "resample_every"):
+        return replace(plan, sampler=replace(plan.sampler, **{key: value}))
+    elif key == "checkpoint_every":
+        return replace(plan, checkpoint_every=int(value))
+    elif key.startswith("weights."):
+        return replace(plan, weights={**plan.weights, key.split(".", 1)[1]: float(value)})
+    elif key.startswith("stages."):
+        _, index, name = key.split(".", 2)
+        stages[int(index)] = replace(stages[int(index)], **{name: value})
+    else:
+        raise KeyError(key)
+    return replace(plan, stages=tuple(stages))
