@@ -34,7 +34,8 @@ from kanphys.problem import (
     Problem,
     ProblemError,
 )
-from kanphys.runner import solve
+from kanphys.runner import RunOptions, load_problem_file, run, solve
+from kanphys.train.loss import TrainingError
 from kanphys.train.plan import (
     LBFGS,
     LHS,
@@ -79,12 +80,14 @@ __all__ = [
     "Rectangle",
     "Region",
     "Run",
+    "RunOptions",
     "Sampler",
     "Sobol",
     "Surrogate",
     "TimeDomain",
     "TimeInterval",
     "Trainer",
+    "TrainingError",
     "Uniform",
     "Union",
     "UpdateGrid",
@@ -95,5 +98,7 @@ __all__ = [
     "dt",
     "grad",
     "lap",
+    "load_problem_file",
+    "run",
     "solve",
 ]

@@ -19,7 +19,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"kanphys: override {item!r} is not of the form key=value")
+            raise ValueError(f"override {item!r} is not of the form key=value")
         try:
             out[key] = json.loads(text)
         except json.JSONDecodeError:
@@ -53,16 +53,39 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--no-progress", action="store_true")
     commands.add_parser("info", help="versions, devices and threads")
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench", required=True
+    )
+    derivatives = bench.add_parser("derivatives", help="derivative engines vs autograd, pykan, MLP")
+    derivatives.add_argument(
+        "--json", type=Path, help="write records here (and a .md table beside)"
+    )
+    derivatives.add_argument("--points", type=int, default=4096)
+    derivatives.add_argument("--repeats", type=int, default=7)
+    derivatives.add_argument("--threads", type=int, default=1)
+    derivatives.add_argument("--device", default="cpu")
+    derivatives.add_argument("--quick", action="store_true", help="only the smallest KAN")
+    derivatives.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "run" or any(e.startswith("-") or "=" not in e for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "info":
         print(info())
         return 0
+    if args.command == "bench":
+        from kanphys.bench import derivatives
+
+        return derivatives.main(args)
     from kanphys.runner import RunOptions, resume, run
+    from kanphys.train.loss import TrainingError
     from kanphys.train.trainer import Preempted
 
     progress = not args.no_progress and sys.stderr.isatty()
@@ -84,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as stop:
         print(f"kanphys: {stop}; continue with `kanphys resume`", file=sys.stderr)
         return EXIT_PREEMPTED
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, TrainingError) as error:
         print(f"kanphys: error: {error}", file=sys.stderr)
         return 2
     metrics = result.metrics

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kanphys.derivatives.analytic import NeedsAutograd, Requests, supports_analytic
 from kanphys.geometry import Domain
 from kanphys.problem import Problem, as_column
 
@@ -93,21 +94,35 @@ def evaluate_fields(
 
 
 def _evaluate_chunk(problem: Problem, model: nn.Module, points: np.ndarray, residuals: bool):
-    dtype, device = model.dtype, model.device
-    x = torch.as_tensor(points, dtype=dtype, device=device)
-    out: dict[str, np.ndarray] = {}
-    with torch.enable_grad():
-        state = problem.state(model, x)
-        for name in problem.fields:
-            out[name] = _numpy(state.field(name))[:, 0]
-            out[f"grad_{name}"] = _numpy(state.grad(state.field(name)))
-        if residuals:
-            for name, equation in problem.equations.items():
-                out[f"residual_{name}"] = _numpy(as_column(equation(state), len(x), name))[:, 0]
+    x = torch.as_tensor(points, dtype=model.dtype, device=model.device)
+    out = None
+    if supports_analytic(model):
+        try:
+            with torch.no_grad():
+                out = _model_values(problem, model, x, residuals, Requests())
+        except NeedsAutograd:
+            out = None
+    if out is None:
+        out = _model_values(problem, model, x, residuals, None)
     for name, exact in problem.exact.items():
         value = _numpy(as_column(torch.as_tensor(exact(x)), len(x), f"exact solution of {name!r}"))
         out[f"{name}_exact"] = value[:, 0]
         out[f"{name}_error"] = out[name] - value[:, 0]
+    return out
+
+
+def _model_values(
+    problem: Problem, model: nn.Module, x: torch.Tensor, residuals: bool, requests: Requests | None
+) -> dict[str, np.ndarray]:
+    """Fields, gradients and residuals; closed-form derivatives when ``requests`` is given."""
+    out: dict[str, np.ndarray] = {}
+    state = problem.state(model, x, requests=requests)
+    for name in problem.fields:
+        out[name] = _numpy(state.field(name))[:, 0]
+        out[f"grad_{name}"] = _numpy(state.grad(state.field(name)))
+    if residuals:
+        for name, equation in problem.equations.items():
+            out[f"residual_{name}"] = _numpy(as_column(equation(state), len(x), name))[:, 0]
     return out
 
 

@@ -90,9 +90,13 @@ class Surrogate(nn.Module):
         """Grids adapted to the physical sample points ``x`` (KAN only); a new surrogate."""
         return self.with_net(self._kan().update_grid(self.normalize(x)))
 
-    def extend_grid(self, grid: int) -> Surrogate:
-        """The same function on a finer grid (KAN only); a new surrogate."""
-        return self.with_net(self._kan().extend_grid(grid))
+    def extend_grid(self, grid: int, x: Tensor | None = None) -> Surrogate:
+        """The same function on a finer grid (KAN only); a new surrogate.
+
+        With physical sample points ``x`` the grids also grow to cover the layer inputs there.
+        """
+        normalized = None if x is None else self.normalize(x)
+        return self.with_net(self._kan().extend_grid(grid, normalized))
 
     def config(self) -> dict:
         lower, upper = self.bounds

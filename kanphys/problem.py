@@ -215,8 +215,10 @@ class Data:
     def __post_init__(self) -> None:
         fields = (self.fields,) if isinstance(self.fields, str) else tuple(self.fields)
         points = np.asarray(self.points, dtype=np.float64)
-        values = np.asarray(self.values, dtype=np.float64).reshape(points.shape[0], -1)
-        if points.ndim != 2 or values.shape[1] != len(fields):
+        values = np.asarray(self.values, dtype=np.float64)
+        if points.ndim == 2 and values.size == points.shape[0] * len(fields):
+            values = values.reshape(points.shape[0], len(fields))
+        if points.ndim != 2 or values.shape != (points.shape[0], len(fields)):
             raise ProblemError(
                 f"data {self.name!r}: points must be (N, d) and values (N, {len(fields)}) for "
                 f"fields {fields}; got {points.shape} and {np.shape(self.values)}"
@@ -286,8 +288,12 @@ class Problem:
     def initial_parameters(self) -> dict[str, float]:
         return {p.name: float(p.init) for p in self.parameters}
 
-    def state(self, model, points: Tensor, normals: Tensor | None = None) -> State:
-        """The :class:`State` of ``model`` at ``points`` ``(N, d)``."""
+    def state(self, model, points: Tensor, normals: Tensor | None = None, requests=None) -> State:
+        """The :class:`State` of ``model`` at ``points`` ``(N, d)``.
+
+        ``requests`` (a :class:`~kanphys.derivatives.analytic.Requests`) selects the closed-form
+        derivative engine for KAN surrogates; without it autograd is used.
+        """
         params = getattr(model, "params", {})
         return State(
             model,
@@ -297,6 +303,7 @@ class Problem:
             time_index=self.time_index,
             normals=normals,
             parameters=dict(params),
+            requests=requests,
         )
 
     def __str__(self) -> str:
@@ -377,7 +384,7 @@ def _check_condition(problem: Problem, condition: AnyCondition, terms: set[str])
     if isinstance(condition, Initial) and problem.time_index is None:
         raise ProblemError(f"initial condition {condition.name!r} needs a time-dependent domain")
     if isinstance(condition, Data):
-        _check_inside(problem, condition.name, condition.points, "its data points")
+        _check_inside(problem, condition.name, condition.points, "its data")
     else:
         region = condition_region(problem, condition)
         if region.dim != problem.domain.dim:

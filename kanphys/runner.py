@@ -189,7 +189,6 @@ def run(problem_file: str | Path, options: RunOptions = RunOptions()) -> Run:
         checkpoint=out / "checkpoint.pt",
         progress=options.progress,
     )
-    trainer.save()
     return _train_and_finish(trainer, out, config)
 
 
@@ -232,6 +231,7 @@ def finish(trainer: Trainer, out: Path, config: Mapping[str, Any]) -> dict[str, 
         "n_params": sum(p.numel() for p in model.parameters()),
         "parameters": {name: p.item() for name, p in model.params.items()},
         "dtype": str(model.dtype).removeprefix("torch."),
+        "initial_dtype": config.get("dtype"),
         "device": str(model.device),
         "seed": trainer.seed,
         "n_eval_points": int(grid.points.shape[0]),
@@ -282,7 +282,8 @@ def solve(
 
     Args:
         problem: the problem.
-        model: a network (default ``KAN([d, 10, m])``); copied into a :class:`Surrogate`.
+        model: a network (default ``KAN([d, 10, m])``), wrapped in a :class:`Surrogate` and
+            trained in place (converted to ``dtype`` and ``device``).
         plan: the training plan (default :class:`Plan`).
         seed: collocation seed (and model seed when ``model`` is None).
     """

@@ -19,6 +19,8 @@ def partial(expr: Tensor, points: Tensor, index: tuple[int, ...]) -> Tensor:
     Returns:
         ``(N, 1)`` derivative (zeros where ``expr`` does not depend on the coordinate).
     """
+    if not expr.requires_grad and points.requires_grad and not torch.is_grad_enabled():
+        raise RuntimeError("differentiating an expression needs gradients enabled")
     result = expr.reshape(-1, 1)
     for axis in index:
         result = _gradient(result, points)[:, axis : axis + 1]
@@ -28,9 +30,10 @@ def partial(expr: Tensor, points: Tensor, index: tuple[int, ...]) -> Tensor:
 def _gradient(values: Tensor, points: Tensor) -> Tensor:
     if not values.requires_grad:
         return torch.zeros_like(points)
-    (grad,) = torch.autograd.grad(
-        values, points, torch.ones_like(values), create_graph=True, allow_unused=True
-    )
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(
+            values, points, torch.ones_like(values), create_graph=True, allow_unused=True
+        )
     return torch.zeros_like(points) if grad is None else grad
 
 
@@ -48,7 +51,8 @@ class AutogradEngine:
 
     def __init__(self, model: nn.Module, points: Tensor) -> None:
         self.points = points.detach().requires_grad_(True)
-        self.values = model(self.points)
+        with torch.enable_grad():
+            self.values = model(self.points)
         self._gradients: dict[tuple[int, tuple[int, ...]], Tensor] = {}
 
     def derivative(self, output: int, index: tuple[int, ...]) -> Tensor:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from kanphys.derivatives.analytic import AnalyticEngine, NeedsAutograd, Requests, supports_analytic
 from kanphys.derivatives.autograd import AutogradEngine, partial
 
 __all__ = ["FieldTensor", "State"]
@@ -38,6 +39,8 @@ class State:
         time_index: index of the time coordinate, or None.
         normals: ``(N, d)`` outward unit normals, or None.
         parameters: unknown parameters by name.
+        requests: the loss term's request record; given, a KAN surrogate uses the closed-form
+            engine (``kanphys.derivatives.analytic``), otherwise autograd is used.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class State:
         time_index: int | None = None,
         normals: Tensor | None = None,
         parameters: Mapping[str, Tensor] | None = None,
+        requests: Requests | None = None,
     ) -> None:
         self.points = points.detach()
         self.normals = normals
@@ -57,7 +61,8 @@ class State:
         self.time_index = time_index
         self.parameters = dict(parameters or {})
         self._model = model
-        self._engine: AutogradEngine | None = None
+        self.requests = requests
+        self._engine: AutogradEngine | AnalyticEngine | None = None
         self._fields: dict[str, FieldTensor] = {}
 
     @property
@@ -70,14 +75,25 @@ class State:
         return tuple(i for i in range(len(self.coordinates)) if i != self.time_index)
 
     @property
-    def engine(self) -> AutogradEngine:
+    def engine(self) -> AutogradEngine | AnalyticEngine:
         if self._engine is None:
-            self._engine = AutogradEngine(self._model, self.points)
+            analytic = self.requests is not None and not self.requests.autograd
+            if analytic and supports_analytic(self._model):
+                self._engine = AnalyticEngine(self._model, self.points, self.requests)
+            else:
+                self._engine = AutogradEngine(self._model, self.points)
         return self._engine
 
     @property
     def x_all(self) -> Tensor:
         """The coordinates ``(N, d)`` that every field is differentiated by."""
+        return self.engine.points
+
+    def _autograd_points(self) -> Tensor:
+        """Coordinates that expressions can be differentiated by (switches off the fast engine)."""
+        if isinstance(self.engine, AnalyticEngine):
+            self.requests.autograd = True
+            raise NeedsAutograd("an expression of the fields is differentiated")
         return self.engine.points
 
     def field(self, name: str) -> FieldTensor:
@@ -103,7 +119,7 @@ class State:
         index = tuple(self.coordinate_index(c) for c in coordinates)
         if isinstance(expr, FieldTensor) and expr.kp_state is self:
             return self.derivative(expr.kp_field, index)
-        return partial(expr, self.x_all, index)
+        return partial(expr, self._autograd_points(), index)
 
     def grad(self, expr: Tensor) -> Tensor:
         """Spatial gradient ``(N, d_space)`` of an expression."""

@@ -48,14 +48,14 @@ class KANLayer(nn.Module):
         options = {"dtype": dtype, "device": device}
         self.register_buffer("knots", basis.initial_knots(n_in, dtype, device))
         scale = 1.0 / n_in**0.5
-        uniform = torch.rand((n_in, basis.size, n_out), generator=generator, **options)
-        self.coef = nn.Parameter((2 * uniform - 1) * noise_scale)
+        uniform = torch.rand((n_in, basis.size, n_out), generator=generator, dtype=dtype)
+        self.coef = nn.Parameter(((2 * uniform - 1) * noise_scale).to(device))
         self.scale_spline = nn.Parameter(torch.full((n_in, n_out), scale, **options))
         if base is None:
             self.register_parameter("scale_base", None)
         else:
-            uniform = torch.rand((n_in, n_out), generator=generator, **options)
-            self.scale_base = nn.Parameter((2 * uniform - 1) * scale)
+            uniform = torch.rand((n_in, n_out), generator=generator, dtype=dtype)
+            self.scale_base = nn.Parameter(((2 * uniform - 1) * scale).to(device))
 
     def basis_values(self, x: Tensor) -> Tensor:
         """Basis values ``(N, n_in, size)`` of the layer input ``x`` ``(N, n_in)``."""
@@ -111,7 +111,14 @@ class KANLayer(nn.Module):
         solution = torch.linalg.lstsq(
             design.double().cpu(), target.double().cpu(), driver="gelsd"
         ).solution
-        new = KANLayer(self.n_in, self.n_out, basis, base=self.base, dtype=self.knots.dtype)
+        new = KANLayer(
+            self.n_in,
+            self.n_out,
+            basis,
+            base=self.base,
+            dtype=self.knots.dtype,
+            generator=torch.Generator(),
+        )
         new.to(self.knots.device)
         with torch.no_grad():
             new.knots.copy_(knots)

@@ -97,24 +97,38 @@ class KAN(nn.Module):
                 inputs = new.layers[index](inputs)
         return new
 
-    def extend_grid(self, grid: int, samples_per_interval: int | None = None) -> KAN:
+    def extend_grid(
+        self, grid: int, x: Tensor | None = None, samples_per_interval: int | None = None
+    ) -> KAN:
         """A new KAN on a finer grid of ``grid`` intervals that represents the same function.
 
         New interior knots interpolate the old ones piecewise linearly, so when ``grid`` is a
         multiple of the old grid the new spline space contains the old one and the refit on the
-        grid range is exact up to round-off.
+        grid range is exact up to round-off. With samples ``x`` ``(M, widths[0])`` of the
+        network input, each layer's grid also grows (uniformly) to cover the layer inputs that
+        fall outside it, and the refit includes those inputs, so the function is kept where the
+        network is actually evaluated.
 
         Args:
             grid: new number of intervals.
+            x: optional samples of the network input.
             samples_per_interval: fitting points per new interval (default ``order + 2``).
         """
         basis = replace(self._bspline(), grid=grid)
         per = samples_per_interval or basis.order + 2
         new = copy.deepcopy(self)
+        inputs = None if x is None else x.detach()
         for index, layer in enumerate(self.layers):
             interior = refined_interior(layer.interior_knots(), grid)
-            samples = refined_interior(interior, grid * per).T.contiguous()
-            new.layers[index] = layer.refit(basis, interior, samples)
+            if inputs is not None:
+                interior = _cover(interior, inputs)
+            samples = refined_interior(interior, grid * per).T
+            if inputs is not None:
+                samples = torch.cat([samples, inputs])
+            new.layers[index] = layer.refit(basis, interior, samples.contiguous())
+            if inputs is not None:
+                with torch.no_grad():
+                    inputs = new.layers[index](inputs)
         return new
 
     def config(self) -> dict:
@@ -146,6 +160,16 @@ def adaptive_interior(x: Tensor, grid: int, eps: float) -> Tensor:
     uniform = lo + (hi - lo) * unit
     quantiles = torch.maximum(torch.minimum(quantiles, hi), lo)
     return eps * uniform + (1 - eps) * quantiles
+
+
+def _cover(interior: Tensor, x: Tensor) -> Tensor:
+    """Interior knots kept where they cover ``x`` ``(M, n_in)``, else uniform over the union."""
+    lo = torch.minimum(interior[:, 0], x.min(dim=0).values)
+    hi = torch.maximum(interior[:, -1], x.max(dim=0).values)
+    grows = (lo < interior[:, 0]) | (hi > interior[:, -1])
+    unit = torch.linspace(0, 1, interior.shape[1], dtype=interior.dtype, device=interior.device)
+    uniform = lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * unit
+    return torch.where(grows.unsqueeze(1), uniform, interior)
 
 
 def refined_interior(interior: Tensor, grid: int) -> Tensor:
@@ -192,7 +216,8 @@ class MLP(nn.Module):
         for linear in self.linears:
             std = (2.0 / (linear.in_features + linear.out_features)) ** 0.5
             with torch.no_grad():
-                linear.weight.copy_(torch.randn(linear.weight.shape, generator=generator) * std)
+                draw = torch.randn(linear.weight.shape, generator=generator, dtype=dtype)
+                linear.weight.copy_(draw * std)
                 linear.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from kanphys.derivatives.analytic import NeedsAutograd, Requests
+from kanphys.derivatives.state import State
 from kanphys.problem import Data, Problem, ProblemError, as_column
 from kanphys.train.batch import INTERIOR, TermPoints
 
@@ -18,32 +20,77 @@ class TrainingError(RuntimeError):
 
 
 def residuals(
-    problem: Problem, model: nn.Module, batch: Mapping[str, TermPoints]
+    problem: Problem,
+    model: nn.Module,
+    batch: Mapping[str, TermPoints],
+    requests: Mapping[str, Requests] | None = None,
 ) -> dict[str, Tensor]:
-    """Residuals ``(N, k)`` of every equation and condition, by term name."""
+    """Residuals ``(N, k)`` of every equation and condition, by term name.
+
+    Args:
+        problem: the problem.
+        model: the surrogate.
+        batch: points per term (``INTERIOR`` for the equations).
+        requests: per-term request records (key ``INTERIOR`` for the equations), e.g. a
+            ``defaultdict(Requests)``; given, KAN
+            surrogates use the closed-form derivative engine. Terms that differentiate
+            expressions switch to autograd by themselves.
+    """
+
+    def record(name: str) -> Requests | None:
+        return None if requests is None else requests[name]
+
     out: dict[str, Tensor] = {}
     if problem.equations:
-        state = problem.state(model, batch[INTERIOR].points)
-        for name, equation in problem.equations.items():
-            value = _call(f"equation {name!r}", equation, state)
-            out[name] = as_column(value, state.n_points, f"equation {name!r}")
+        term = batch[INTERIOR]
+        out.update(_with_retry(lambda r: _equations(problem, model, term, r), record(INTERIOR)))
     for condition in problem.conditions:
         term = batch[condition.name]
-        state = problem.state(model, term.points, term.normals)
-        what = f"condition {condition.name!r}"
-        if isinstance(condition, Data):
-            out[condition.name] = _call(what, condition.evaluate, state, term.values)
-        else:
-            value = _call(what, condition.evaluate, state)
-            out[condition.name] = as_column(value, state.n_points, what)
+
+        def evaluate(record, condition=condition, term=term):
+            return {condition.name: _condition(problem, model, condition, term, record)}
+
+        out.update(_with_retry(evaluate, record(condition.name)))
     return out
+
+
+def _with_retry(evaluate: Callable, record: Requests | None) -> dict[str, Tensor]:
+    """Evaluate a term; redo it once if it switched to autograd or asked for new derivatives,
+    so that the result always comes from one pass with the term's full set of derivatives."""
+    if record is not None:
+        record.changed = False
+    try:
+        out = evaluate(record)
+    except NeedsAutograd:
+        return evaluate(record)
+    if record is not None and record.changed:
+        record.changed = False
+        out = evaluate(record)
+    return out
+
+
+def _equations(problem: Problem, model, term: TermPoints, record) -> dict[str, Tensor]:
+    state = problem.state(model, term.points, requests=record)
+    out = {}
+    for name, equation in problem.equations.items():
+        value = _call(f"equation {name!r}", equation, state)
+        out[name] = as_column(value, state.n_points, f"equation {name!r}")
+    return out
+
+
+def _condition(problem: Problem, model, condition, term: TermPoints, record) -> Tensor:
+    state: State = problem.state(model, term.points, term.normals, requests=record)
+    what = f"condition {condition.name!r}"
+    if isinstance(condition, Data):
+        return _call(what, condition.evaluate, state, term.values)
+    return as_column(_call(what, condition.evaluate, state), state.n_points, what)
 
 
 def _call(what: str, function, *args) -> Tensor:
     """``function(*args)``, with any failure reported under the term's name."""
     try:
         value = function(*args)
-    except ProblemError:
+    except (ProblemError, NeedsAutograd):
         raise
     except Exception as error:
         raise ProblemError(f"{what} failed: {type(error).__name__}: {error}") from error

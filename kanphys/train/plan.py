@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 SCHEDULES = ("constant", "exponential", "cosine")
+ENGINES = ("auto", "autograd")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Sampler:
         interior: points for the equations.
         boundary: points per boundary condition.
         initial: points per initial condition.
+            Other slices (such as a time domain's ``final``) get ``boundary`` points.
         resample_every: draw fresh points every this many Adam steps (0: never).
         points: per-condition point counts, overriding the above.
     """
@@ -131,7 +133,8 @@ class Sampler:
         """Number of points for a term of the given region kind."""
         if name in self.points:
             return self.points[name]
-        return {"interior": self.interior, "boundary": self.boundary, "initial": self.initial}[kind]
+        counts = {"interior": self.interior, "boundary": self.boundary, "initial": self.initial}
+        return counts.get(kind, self.boundary)
 
 
 @dataclass(frozen=True)
@@ -163,14 +166,19 @@ class Plan:
         sampler: collocation sampling.
         weights: loss weight per term name (default 1).
         checkpoint_every: write a checkpoint every this many steps (0: only at the end).
+        engine: derivative engine: ``"auto"`` (closed-form for KANs, autograd otherwise) or
+            ``"autograd"``.
     """
 
     stages: tuple[Stage, ...] = (Adam(), LBFGS())
     sampler: Sampler = field(default_factory=Sobol)
     weights: Mapping[str, float] = field(default_factory=dict)
     checkpoint_every: int = 500
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"Plan: unknown engine {self.engine!r}; choose from {ENGINES}")
         object.__setattr__(self, "stages", tuple(self.stages))
         object.__setattr__(self, "weights", dict(self.weights))
         for stage in self.stages:
@@ -213,6 +221,7 @@ class Plan:
             "sampler": {"type": type(self.sampler).__name__, **_fields(self.sampler)},
             "weights": dict(self.weights),
             "checkpoint_every": self.checkpoint_every,
+            "engine": self.engine,
         }
 
 
@@ -229,6 +238,7 @@ PLAN_SHORTCUTS = {
     "lr": "every Adam stage's learning rate",
     "lbfgs_steps": "every L-BFGS stage's steps",
     "checkpoint_every": "checkpoint cadence",
+    "engine": "derivative engine (auto or autograd)",
     "method / interior / boundary / initial / resample_every": "the sampler",
     "weights.TERM": "the loss weight of a term",
     "stages.I.FIELD": "any field of stage I",
@@ -246,24 +256,36 @@ def apply_overrides(plan: Plan, overrides: Mapping[str, Any]) -> Plan:
     return plan
 
 
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not float(value).is_integer() or float(value) < 0:
+        raise ValueError(f"override {key}= needs a whole number >= 0, got {value!r}")
+    return int(value)
+
+
 def _apply(plan: Plan, key: str, value: Any) -> Plan:
     stages = list(plan.stages)
     if key == "steps":
         first = next((i for i, s in enumerate(stages) if isinstance(s, Adam)), None)
         if first is None:
-            raise KeyError("steps: the plan has no Adam stage")
-        stages[first] = replace(stages[first], steps=int(value))
+            raise ValueError("override steps=: the plan has no Adam stage (use stages.I.steps=)")
+        stages[first] = replace(stages[first], steps=_count(key, value))
     elif key in ("lr", "lbfgs_steps"):
         kind, name = (Adam, "lr") if key == "lr" else (LBFGS, "steps")
         stages = [replace(s, **{name: value}) if isinstance(s, kind) else s for s in stages]
-    elif key in ("method", "interior", "boundary", "initial", "resample_every"):
-        return replace(plan, sampler=replace(plan.sampler, **{key: value}))
+    elif key in ("interior", "boundary", "initial", "resample_every"):
+        return replace(plan, sampler=replace(plan.sampler, **{key: _count(key, value)}))
+    elif key == "method":
+        return replace(plan, sampler=replace(plan.sampler, method=str(value)))
     elif key == "checkpoint_every":
-        return replace(plan, checkpoint_every=int(value))
+        return replace(plan, checkpoint_every=_count(key, value))
+    elif key == "engine":
+        return replace(plan, engine=str(value))
     elif key.startswith("weights."):
         return replace(plan, weights={**plan.weights, key.split(".", 1)[1]: float(value)})
     elif key.startswith("stages."):
         _, index, name = key.split(".", 2)
+        if not index.isdigit() or int(index) >= len(stages):
+            raise KeyError(key)
         stages[int(index)] = replace(stages[int(index)], **{name: value})
     else:
         raise KeyError(key)

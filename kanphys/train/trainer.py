@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from kanphys.derivatives.analytic import Requests
 from kanphys.model import Surrogate
 from kanphys.problem import Problem
 from kanphys.train.batch import INTERIOR, TermPoints, sample_points, to_tensors
@@ -79,6 +81,8 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self._batch: tuple[tuple, dict[str, TermPoints]] | None = None
         self._stop_signal: int | None = None
+        self._memo: tuple | None = None
+        self.requests = None if plan.engine == "autograd" else defaultdict(Requests)
         missing = set(plan.weights) - set(problem.terms)
         if missing:
             raise ValueError(
@@ -94,6 +98,7 @@ class Trainer:
             TrainingError: when a loss term becomes non-finite.
         """
         stages = self.plan.stages
+        self._stop_signal = None
         bar = tqdm(
             total=self.plan.total_steps,
             initial=self.position.global_step,
@@ -152,21 +157,36 @@ class Trainer:
 
     def _lbfgs_step(self):
         first: dict = {}
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
 
         def closure():
-            self.optimizer.zero_grad(set_to_none=True)
-            total, terms = self.loss()
-            total.backward()
-            first.setdefault("values", (float(total.detach()), terms))
+            total, terms = self._evaluate_with_memo(params)
+            first.setdefault("values", (total, terms))
             return total
 
         self.optimizer.step(closure)
         total, terms = first["values"]
         return self.optimizer.param_groups[0]["lr"], total, terms
 
+    def _evaluate_with_memo(self, params: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
+        """Loss and gradients at the current parameters, reusing the last evaluation when the
+        parameters are unchanged (each L-BFGS iteration starts where the line search ended)."""
+        flat = torch.cat([p.detach().reshape(-1) for p in params])
+        memo = self._memo
+        if memo is not None and memo[0].shape == flat.shape and torch.equal(memo[0], flat):
+            for p, grad in zip(params, memo[3], strict=True):
+                p.grad = grad.clone()
+            return memo[1], memo[2]
+        self.optimizer.zero_grad(set_to_none=True)
+        total, terms = self.loss()
+        total.backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
+        self._memo = (flat, float(total.detach()), terms, grads)
+        return self._memo[1], terms
+
     def loss(self):
         """The weighted total loss (a tensor) and each term's mean square, on the current batch."""
-        terms = residuals(self.problem, self.model, self.batch())
+        terms = residuals(self.problem, self.model, self.batch(), self.requests)
         return total_loss(terms, self.plan.weights)
 
     def batch(self) -> dict[str, TermPoints]:
@@ -200,7 +220,7 @@ class Trainer:
     def _grid_step(self, stage: UpdateGrid | ExtendGrid) -> None:
         if isinstance(stage, ExtendGrid):
             log.info("extending the grid to %d intervals", stage.grid)
-            self.model = self.model.extend_grid(stage.grid)
+            self.model = self.model.extend_grid(stage.grid, self.batch()[INTERIOR].points)
         else:
             log.info(
                 "updating the grid from %d collocation points", len(self.batch()[INTERIOR].points)
@@ -263,7 +283,7 @@ class Trainer:
             problem, model, plan, seed=content["seed"], checkpoint=checkpoint, progress=progress
         )
         trainer.position = Position(**content["position"])
-        trainer.rows = content["history"].tolist()
+        trainer.rows = [[int(r[0]), int(r[1]), *r[2:]] for r in content["history"].tolist()]
         trainer.elapsed = content["elapsed"]
         stage = (
             plan.stages[trainer.position.stage]

@@ -1,0 +1,1 @@
+"""Benchmarks: derivative engines against autograd, pykan and MLPs (``kanphys bench``)."""
