@@ -245,7 +245,9 @@ class Trainer:
             self.save()
 
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly: model, optimiser, position, history."""
+        """Everything needed to continue exactly: the model (with its grids), the optimiser, the
+        position in the plan (stage, step, sample epoch: the collocation points are a function of
+        the seed and the epoch), the history, and torch's RNG state."""
         return {
             "model_config": self.model.config(),
             "model": self.model.state_dict(),
@@ -256,6 +258,7 @@ class Trainer:
             "history": torch.tensor(self.rows, dtype=torch.float64).reshape(-1, len(self.columns)),
             "elapsed": self.elapsed,
             "seed": self.seed,
+            "rng": torch.get_rng_state(),
         }
 
     def save(self) -> None:
@@ -285,6 +288,7 @@ class Trainer:
         trainer.position = Position(**content["position"])
         trainer.rows = [[int(r[0]), int(r[1]), *r[2:]] for r in content["history"].tolist()]
         trainer.elapsed = content["elapsed"]
+        torch.set_rng_state(content["rng"])
         stage = (
             plan.stages[trainer.position.stage]
             if trainer.position.stage < len(plan.stages)
