@@ -402,3 +402,21 @@ def test_small_poisson_problem_is_learned(poisson1d):
     assert model.dtype == torch.float64
     assert metrics["rel_l2"]["u"] < 1e-2
     assert metrics["max_abs_error"]["u"] < 2e-2
+
+
+# ------------------------------------------------------------------------------- chunking
+def test_chunked_gradient_equals_the_whole_batch_gradient(make_surrogate):
+    problem = mixed_poisson2d()
+    sampler = kp.Sobol(interior=200, boundary=50)
+
+    def gradient(chunk_size):
+        model = make_surrogate(problem).to(torch.float64)
+        plan = kp.Plan(stages=(kp.Adam(steps=1),), sampler=sampler, chunk_size=chunk_size)
+        trainer = kp.Trainer(problem, model, plan)
+        total, terms = trainer.loss_and_backward()
+        return total, terms, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    whole, chunked = gradient(16384), gradient(37)
+    assert chunked[0] == pytest.approx(whole[0], rel=1e-12)
+    assert chunked[1] == pytest.approx(whole[1], rel=1e-12)
+    torch.testing.assert_close(chunked[2], whole[2], rtol=1e-11, atol=1e-14)

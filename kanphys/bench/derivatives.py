@@ -179,7 +179,7 @@ def _benchmark_shape(widths, grid, dtype_name, n_points, repeats, device, impls,
     if impls:
         cases = {k: v for k, v in cases.items() if k in impls}
     runs = {(impl, op): run for impl, (_, ops) in cases.items() for op, run in ops.items()}
-    times = round_robin({f"{i}/{o}": r for (i, o), r in runs.items()}, repeats=repeats)
+    times = round_robin({f"{i}/{o}": r for (i, o), r in runs.items()}, repeats=repeats, warmup=1)
     out = []
     for (impl, op), run in runs.items():
         model = cases[impl][0]

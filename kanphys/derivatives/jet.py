@@ -198,6 +198,93 @@ def base_derivatives(name: str, x: Tensor, order: int) -> list[Tensor]:
     return values[: order + 1]
 
 
+def is_uniform_cubic(layer: KANLayer) -> bool:
+    """True for a cubic B-spline layer whose knots are evenly spaced in every input."""
+    if not isinstance(layer.basis, BSpline) or layer.basis.order != 3:
+        return False
+    knots = layer.knots
+    widths = knots[:, 1:] - knots[:, :-1]
+    spread = (widths - widths[:, :1]).abs().max()
+    return bool(spread <= 64 * torch.finfo(knots.dtype).eps * knots.abs().max())
+
+
+def _cubic_pieces(u: Tensor, k: int) -> list[Tensor]:
+    """The four cubic B-spline pieces (or their k-th u-derivative) at local coordinate u."""
+    if k == 0:
+        v = 1 - u
+        return [
+            v * v * v / 6,
+            (3 * u - 6) * u * u / 6 + 2 / 3,
+            ((-3 * u + 3) * u + 3) * u / 6 + 1 / 6,
+            u * u * u / 6,
+        ]
+    if k == 1:
+        v = 1 - u
+        return [-v * v / 2, (1.5 * u - 2) * u, (-1.5 * u + 1) * u + 0.5, u * u / 2]
+    if k == 2:
+        return [1 - u, 3 * u - 2, 1 - 3 * u, u]
+    ones = torch.ones_like(u)
+    return [-ones, 3 * ones, -3 * ones, ones]
+
+
+def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
+    """Cubic B-splines on uniform knots, evaluated locally from the distance to the knots.
+
+    Each point lies in one knot interval, where only four basis functions are non-zero; they
+    are cubic polynomials of the position u in [0, 1) inside the interval.
+
+    Args:
+        x: ``(N, n_in)`` points.
+        knots: ``(n_in, K)`` evenly spaced knots per input.
+        n_derivatives: highest x-derivative wanted (at most 3).
+
+    Returns:
+        ``(index (N, n_in, 4), [values (N, n_in, 4) for derivative orders 0..n_derivatives])``:
+        basis numbers (clamped into range) and values (zero where the basis function does not
+        exist or the point lies outside the knots).
+    """
+    start, width = knots[:, 0], knots[:, 1] - knots[:, 0]
+    position = (x - start) / width
+    interval = torch.floor(position.detach())
+    u = (position - interval).unsqueeze(-1)
+    size = knots.shape[1] - 4
+    basis = interval.long().unsqueeze(-1) + torch.arange(-3, 1, device=x.device)
+    valid = (basis >= 0) & (basis < size)
+    index = basis.clamp(0, size - 1)
+    values = []
+    for k in range(n_derivatives + 1):
+        pieces = torch.cat(_cubic_pieces(u, k), dim=-1) / width.unsqueeze(-1) ** k
+        values.append(torch.where(valid, pieces, torch.zeros_like(pieces)))
+    return index, values
+
+
+def _uniform_cubic_layer(layer: KANLayer, value: Tensor, derivs, indices, order: int):
+    """layer_jet for a uniform cubic layer: products on the 4 local values, one scatter, one
+    matrix product for the value and all derivatives."""
+    index, local = uniform_cubic_local(value, layer.knots, order)
+    base = base_derivatives(layer.base, value, order) if layer.base is not None else None
+    rows, base_rows, names = [local[0]], [base[0]] if base else [], []
+    for multi in indices:
+        factors = _chain_factors(multi, derivs)
+        if not factors:
+            continue
+        names.append(multi)
+        rows.append(sum(local[k] * q.unsqueeze(-1) for k, q in factors.items()))
+        if base:
+            base_rows.append(sum(base[k] * q for k, q in factors.items()))
+    count, n = len(rows), value.shape[0]
+    stacked = torch.stack(rows)
+    dense = stacked.new_zeros(count, n, layer.n_in, layer.basis.size)
+    dense = dense.scatter_add(-1, index.expand(count, -1, -1, -1), stacked)
+    coef = layer.effective_coef().reshape(-1, layer.n_out)
+    out = (dense.reshape(count * n, -1) @ coef).reshape(count, n, -1)
+    if base:
+        out = out + torch.stack(base_rows) @ layer.scale_base
+    new = dict.fromkeys(indices)
+    new.update(zip(names, out[1:], strict=True))
+    return out[0], new
+
+
 def layer_jet(
     layer: KANLayer, value: Tensor, derivs: dict[Index, Tensor | None], indices: tuple[Index, ...]
 ) -> tuple[Tensor, dict[Index, Tensor]]:
@@ -210,6 +297,8 @@ def layer_jet(
         indices: multi-indices to produce, closed under sub-multi-indices.
     """
     order = max((len(i) for i in indices), default=0)
+    if is_uniform_cubic(layer):
+        return _uniform_cubic_layer(layer, value, derivs, indices, order)
     spline = basis_derivatives(layer, value, order)
     base = base_derivatives(layer.base, value, order) if layer.base is not None else None
     coef = layer.effective_coef().reshape(-1, layer.n_out)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from kanphys.derivatives.analytic import NeedsAutograd, Requests
@@ -12,7 +12,7 @@ from kanphys.derivatives.state import State
 from kanphys.problem import Data, Problem, ProblemError, as_column
 from kanphys.train.batch import INTERIOR, TermPoints
 
-__all__ = ["TrainingError", "residuals", "total_loss"]
+__all__ = ["TrainingError", "check_finite", "residuals", "total_loss"]
 
 
 class TrainingError(RuntimeError):
@@ -30,7 +30,8 @@ def residuals(
     Args:
         problem: the problem.
         model: the surrogate.
-        batch: points per term (``INTERIOR`` for the equations).
+        batch: points per term (``INTERIOR`` for the equations); terms missing from it are
+            skipped.
         requests: per-term request records (key ``INTERIOR`` for the equations), e.g. a
             ``defaultdict(Requests)``; given, KAN
             surrogates use the closed-form derivative engine. Terms that differentiate
@@ -41,10 +42,12 @@ def residuals(
         return None if requests is None else requests[name]
 
     out: dict[str, Tensor] = {}
-    if problem.equations:
+    if problem.equations and INTERIOR in batch:
         term = batch[INTERIOR]
         out.update(_with_retry(lambda r: _equations(problem, model, term, r), record(INTERIOR)))
     for condition in problem.conditions:
+        if condition.name not in batch:
+            continue
         term = batch[condition.name]
 
         def evaluate(record, condition=condition, term=term):
@@ -99,6 +102,15 @@ def _call(what: str, function, *args) -> Tensor:
     return value
 
 
+def check_finite(values: Mapping[str, float]) -> None:
+    """Raise :class:`TrainingError` naming the terms whose loss is not finite."""
+    bad = [name for name, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"loss became non-finite in {', '.join(bad)}; the last checkpoint is kept"
+        )
+
+
 def total_loss(
     terms: Mapping[str, Tensor], weights: Mapping[str, float]
 ) -> tuple[Tensor, dict[str, float]]:
@@ -109,10 +121,6 @@ def total_loss(
     """
     squares = {name: r.square().mean() for name, r in terms.items()}
     values = {name: float(v.detach()) for name, v in squares.items()}
-    bad = [name for name, v in values.items() if not torch.isfinite(torch.tensor(v))]
-    if bad:
-        raise TrainingError(
-            f"loss became non-finite in {', '.join(bad)}; the last checkpoint is kept"
-        )
+    check_finite(values)
     total = sum(weights.get(name, 1.0) * v for name, v in squares.items())
     return total, values

@@ -168,6 +168,8 @@ class Plan:
         checkpoint_every: write a checkpoint every this many steps (0: only at the end).
         engine: derivative engine: ``"auto"`` (closed-form for KANs, autograd otherwise) or
             ``"autograd"``.
+        chunk_size: evaluate and backpropagate at most this many points of a term at a time,
+            so memory stays bounded for large collocation sets.
     """
 
     stages: tuple[Stage, ...] = (Adam(), LBFGS())
@@ -175,6 +177,7 @@ class Plan:
     weights: Mapping[str, float] = field(default_factory=dict)
     checkpoint_every: int = 500
     engine: str = "auto"
+    chunk_size: int = 16384
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -222,6 +225,7 @@ class Plan:
             "weights": dict(self.weights),
             "checkpoint_every": self.checkpoint_every,
             "engine": self.engine,
+            "chunk_size": self.chunk_size,
         }
 
 

@@ -19,13 +19,25 @@ from kanphys.model import Surrogate
 from kanphys.problem import Problem
 from kanphys.train.batch import INTERIOR, TermPoints, sample_points, to_tensors
 from kanphys.train.checkpoint import load_checkpoint, save_checkpoint
-from kanphys.train.loss import residuals, total_loss
+from kanphys.train.loss import check_finite, residuals, total_loss
 from kanphys.train.plan import LBFGS, Adam, ExtendGrid, Plan, UpdateGrid
 
 __all__ = ["Position", "Preempted", "Trainer"]
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _slice(term: TermPoints, start: int, size: int) -> TermPoints:
+    def cut(a):
+        return None if a is None else a[start : start + size]
+
+    return TermPoints(cut(term.points), cut(term.normals), cut(term.values))
+
+
+def _key(problem: Problem, term: str) -> str:
+    """The batch entry a loss term takes its points from."""
+    return INTERIOR if term in problem.equations else term
 
 
 class Preempted(Exception):
@@ -150,10 +162,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        total, terms = self.loss()
-        total.backward()
+        total, terms = self.loss_and_backward()
         self.optimizer.step()
-        return lr, float(total.detach()), terms
+        return lr, total, terms
 
     def _lbfgs_step(self):
         first: dict = {}
@@ -178,16 +189,53 @@ class Trainer:
                 p.grad = grad.clone()
             return memo[1], memo[2]
         self.optimizer.zero_grad(set_to_none=True)
-        total, terms = self.loss()
-        total.backward()
+        total, terms = self.loss_and_backward()
         grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
-        self._memo = (flat, float(total.detach()), terms, grads)
-        return self._memo[1], terms
+        self._memo = (flat, total, terms, grads)
+        return total, terms
 
     def loss(self):
         """The weighted total loss (a tensor) and each term's mean square, on the current batch."""
         terms = residuals(self.problem, self.model, self.batch(), self.requests)
         return total_loss(terms, self.plan.weights)
+
+    def loss_and_backward(self) -> tuple[float, dict[str, float]]:
+        """Accumulate the gradient of the loss, ``plan.chunk_size`` points of a term at a time.
+
+        Memory then stays bounded for large collocation sets: each chunk's graph is freed by
+        its backward pass. Returns the total loss and each term's mean square.
+
+        Raises:
+            TrainingError: when a term's loss is not finite.
+        """
+        batch = self.batch()
+        sizes = {name: len(term.points) for name, term in batch.items()}
+        chunk = self.plan.chunk_size
+        n_chunks = max(-(-n // chunk) for n in sizes.values())
+        if n_chunks == 1:
+            total, terms = self.loss()
+            total.backward()
+            return float(total.detach()), terms
+        sums: dict[str, float] = {}
+        for index in range(n_chunks):
+            part = {k: _slice(t, index * chunk, chunk) for k, t in batch.items()}
+            part = {k: t for k, t in part.items() if len(t.points)}
+            squares = residuals(self.problem, self.model, part, self.requests)
+            loss = sum(
+                self.plan.weights.get(term, 1.0)
+                * r.square().sum()
+                / (r.shape[1] * sizes[_key(self.problem, term)])
+                for term, r in squares.items()
+            )
+            loss.backward()
+            for term, r in squares.items():
+                sums[term] = sums.get(term, 0.0) + float(r.detach().square().sum()) / (
+                    r.shape[1] * sizes[_key(self.problem, term)]
+                )
+        terms = {name: sums[name] for name in self.problem.terms}
+        check_finite(terms)
+        total = sum(self.plan.weights.get(name, 1.0) * v for name, v in terms.items())
+        return total, terms
 
     def batch(self) -> dict[str, TermPoints]:
         """The collocation points of the current epoch, as tensors of the model's dtype."""
