@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     derivatives.add_argument("--device", default="cpu")
     derivatives.add_argument("--quick", action="store_true", help="only the smallest KAN")
     derivatives.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
+    training = bench.add_parser(
+        "training", help="a problem's default plan: fast engine vs autograd"
+    )
+    training.add_argument("file", type=Path, nargs="?", default=Path("problems/poisson2d.py"))
+    training.add_argument("--json", type=Path, help="write the records here")
     return parser
 
 
@@ -80,10 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "info":
         print(info())
         return 0
-    if args.command == "bench":
+    if args.command == "bench" and args.bench == "derivatives":
         from kanphys.bench import derivatives
 
         return derivatives.main(args)
+    if args.command == "bench" and args.bench == "training":
+        from kanphys.bench import training
+
+        return training.main(args)
     from kanphys.runner import RunOptions, resume, run
     from kanphys.train.loss import TrainingError
     from kanphys.train.trainer import Preempted
