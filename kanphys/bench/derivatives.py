@@ -73,9 +73,10 @@ def laplacian_loss_autograd(model: Callable[[Tensor], Tensor], x: Tensor) -> Ten
     return (lap - 1).square().mean()
 
 
-def _state_loss(model: Surrogate, x: Tensor, fast: bool) -> Tensor:
+def _state_loss(model: Surrogate, x: Tensor, requests: Requests | None) -> Tensor:
+    """The residual loss as the trainer computes it (``requests`` persist across steps)."""
     names = "xyz"[: x.shape[1]]
-    state = State(model, x, coordinates=names, fields=("u",), requests=Requests() if fast else None)
+    state = State(model, x, coordinates=names, fields=("u",), requests=requests)
     return (state.lap(state.u) - 1).square().mean()
 
 
@@ -96,6 +97,7 @@ def kanphys_cases(
     model = Surrogate(net, [-1.0] * len(x[0]), [1.0] * len(x[0]))
     params = list(model.parameters())
     scale = model.inv_half_width
+    requests = Requests()
 
     def fast_forward() -> Tensor:
         value, _ = network_jet(net.layers, model.normalize(x), scale, ())
@@ -103,11 +105,11 @@ def kanphys_cases(
 
     fast = {
         "fwd_bwd": _step(fast_forward, params),
-        "laplacian_step": _step(lambda: _state_loss(model, x, True), params),
+        "laplacian_step": _step(lambda: _state_loss(model, x, requests), params),
     }
     slow = {
         "fwd_bwd": _step(lambda: model(x).square().mean(), params),
-        "laplacian_step": _step(lambda: _state_loss(model, x, False), params),
+        "laplacian_step": _step(lambda: _state_loss(model, x, None), params),
     }
     return {"kanphys-fast": (model, fast), "kanphys-autograd": (model, slow)}
 

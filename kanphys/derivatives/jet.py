@@ -208,30 +208,27 @@ def is_uniform_cubic(layer: KANLayer) -> bool:
     return bool(spread <= 64 * torch.finfo(knots.dtype).eps * knots.abs().max())
 
 
-def _cubic_pieces(u: Tensor, k: int) -> list[Tensor]:
-    """The four cubic B-spline pieces (or their k-th u-derivative) at local coordinate u."""
-    if k == 0:
-        v = 1 - u
-        return [
-            v * v * v / 6,
-            (3 * u - 6) * u * u / 6 + 2 / 3,
-            ((-3 * u + 3) * u + 3) * u / 6 + 1 / 6,
-            u * u * u / 6,
-        ]
-    if k == 1:
-        v = 1 - u
-        return [-v * v / 2, (1.5 * u - 2) * u, (-1.5 * u + 1) * u + 0.5, u * u / 2]
-    if k == 2:
-        return [1 - u, 3 * u - 2, 1 - 3 * u, u]
-    ones = torch.ones_like(u)
-    return [-ones, 3 * ones, -3 * ones, ones]
+# Coefficients of the four cubic B-spline pieces in powers of u (rows: 1, u, u^2, u^3), and of
+# their first three u-derivatives: piece m of derivative k is [1, u, u^2, u^3] @ CUBIC[k][:, m].
+CUBIC = (
+    (
+        (1 / 6, 4 / 6, 1 / 6, 0.0),
+        (-0.5, 0.0, 0.5, 0.0),
+        (0.5, -1.0, 0.5, 0.0),
+        (-1 / 6, 0.5, -0.5, 1 / 6),
+    ),
+    ((-0.5, 0.0, 0.5, 0.0), (1.0, -2.0, 1.0, 0.0), (-0.5, 1.5, -1.5, 0.5), (0.0, 0.0, 0.0, 0.0)),
+    ((1.0, -2.0, 1.0, 0.0), (-1.0, 3.0, -3.0, 1.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+    ((-1.0, 3.0, -3.0, 1.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+)
 
 
 def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
     """Cubic B-splines on uniform knots, evaluated locally from the distance to the knots.
 
     Each point lies in one knot interval, where only four basis functions are non-zero; they
-    are cubic polynomials of the position u in [0, 1) inside the interval.
+    are cubic polynomials of the position u in [0, 1) inside the interval, evaluated for all
+    derivative orders at once as ``[1, u, u^2, u^3]`` times a constant matrix.
 
     Args:
         x: ``(N, n_in)`` points.
@@ -246,16 +243,18 @@ def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
     start, width = knots[:, 0], knots[:, 1] - knots[:, 0]
     position = (x - start) / width
     interval = torch.floor(position.detach())
-    u = (position - interval).unsqueeze(-1)
+    u = position - interval
+    powers = torch.stack([torch.ones_like(u), u, u * u, u * u * u], dim=-1)
+    count = n_derivatives + 1
+    matrix = torch.tensor(CUBIC[:count], dtype=x.dtype, device=x.device)
+    matrix = matrix.permute(1, 0, 2).reshape(4, 4 * count)
+    scale = (1 / width).unsqueeze(-1) ** torch.arange(count, dtype=x.dtype, device=x.device)
     size = knots.shape[1] - 4
     basis = interval.long().unsqueeze(-1) + torch.arange(-3, 1, device=x.device)
-    valid = (basis >= 0) & (basis < size)
-    index = basis.clamp(0, size - 1)
-    values = []
-    for k in range(n_derivatives + 1):
-        pieces = torch.cat(_cubic_pieces(u, k), dim=-1) / width.unsqueeze(-1) ** k
-        values.append(torch.where(valid, pieces, torch.zeros_like(pieces)))
-    return index, values
+    valid = ((basis >= 0) & (basis < size)).to(x.dtype)
+    pieces = (powers @ matrix).reshape(*u.shape, count, 4)
+    pieces = pieces * (scale.unsqueeze(-1) * valid.unsqueeze(-2))
+    return basis.clamp(0, size - 1), list(pieces.unbind(-2))
 
 
 def _uniform_cubic_layer(layer: KANLayer, value: Tensor, derivs, indices, order: int):

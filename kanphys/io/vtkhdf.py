@@ -1,0 +1,123 @@
+"""VTKHDF 1.0 writer (``.hdf``; ParaView >= 5.11 reads it with its VTKHDF reader).
+
+A regular grid is written as ``ImageData``; a mesh or point cloud as ``UnstructuredGrid``::
+
+    /VTKHDF                     attributes Version = [1, 0], Type = b"ImageData"
+        WholeExtent, Origin, Spacing, Direction (attributes)
+        PointData/<name>        (nz, ny, nx) or (nz, ny, nx, 3)
+        CellData/vtkGhostType   blanked cells of a CSG domain (see kanphys.io.vtk)
+
+    /VTKHDF                     attributes Version = [1, 0], Type = b"UnstructuredGrid"
+        NumberOfPoints (1,), NumberOfCells (1,), NumberOfConnectivityIds (1,)
+        Points (M, 3), Connectivity, Offsets (C + 1,), Types (C,) uint8
+        PointData/<name>        (M,) or (M, 3)
+
+Metadata: attributes ``kanphys_problem`` and ``kanphys_metadata`` (JSON) on the file's root.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kanphys.io.files import atomic_path
+from kanphys.io.vtk import HIDDENCELL, HIDDENPOINT, pad3
+
+if TYPE_CHECKING:
+    from kanphys.io.export import Evaluation
+
+__all__ = ["VTK_CELL_TYPES", "write_vtkhdf"]
+
+VTK_CELL_TYPES = {
+    "vertex": 1,
+    "line": 3,
+    "triangle": 5,
+    "quad": 9,
+    "tetra": 10,
+    "hexahedron": 12,
+    "wedge": 13,
+    "pyramid": 14,
+    "line3": 21,
+    "triangle6": 22,
+    "quad8": 23,
+    "tetra10": 24,
+    "hexahedron20": 25,
+}
+
+
+def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Path:
+    """Write one frame as a VTKHDF 1.0 file (ImageData for grids, else UnstructuredGrid)."""
+    import h5py
+
+    sites = evaluation.sites
+    values = evaluation.frames[frame]
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as h5:
+        h5.attrs["kanphys_problem"] = evaluation.problem
+        h5.attrs["kanphys_metadata"] = json.dumps(evaluation.metadata)
+        root = h5.create_group("VTKHDF")
+        root.attrs["Version"] = np.array([1, 0], dtype=np.int64)
+        point_data = root.create_group("PointData")
+        if sites.shape is not None:
+            _image_data(root, sites)
+            dims = tuple(reversed((*sites.shape, *(1,) * (3 - len(sites.shape)))))
+            for name, value in values.items():
+                value = pad3(value)
+                point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
+            if not sites.complete:
+                inside = sites.inside
+                point_data.create_dataset("inside", data=inside.astype(np.uint8).reshape(dims))
+                ghost = np.where(inside, 0, HIDDENPOINT).astype(np.uint8).reshape(dims)
+                point_data.create_dataset("vtkGhostType", data=ghost)
+                hidden = ~inside[sites.cells[0][1]].all(axis=1)
+                cell_dims = tuple(max(n - 1, 1) for n in dims)
+                cell_ghost = np.where(hidden, HIDDENCELL, 0).astype(np.uint8).reshape(cell_dims)
+                root.create_group("CellData").create_dataset("vtkGhostType", data=cell_ghost)
+        else:
+            _unstructured(root, sites)
+            for name, value in values.items():
+                point_data.create_dataset(name, data=pad3(value))
+    return Path(path)
+
+
+def _image_data(root, sites) -> None:
+    root.attrs.create("Type", np.bytes_("ImageData"), dtype=h5_ascii(len("ImageData")))
+    extent = []
+    for n in (*sites.shape, *(1,) * (3 - len(sites.shape))):
+        extent += [0, n - 1]
+    root.attrs["WholeExtent"] = np.array(extent, dtype=np.int64)
+    root.attrs["Origin"] = pad3(sites.origin[None])[0]
+    spacing = np.ones(3)
+    spacing[: sites.dim] = sites.spacing
+    root.attrs["Spacing"] = spacing
+    root.attrs["Direction"] = np.eye(3).ravel()
+
+
+def _unstructured(root, sites) -> None:
+    root.attrs.create("Type", np.bytes_("UnstructuredGrid"), dtype=h5_ascii(16))
+    blocks = [(kind, cells) for kind, cells in sites.cells if len(cells)]
+    unknown = [kind for kind, _ in blocks if kind not in VTK_CELL_TYPES]
+    if unknown:
+        raise ValueError(f"VTKHDF export does not know the cell type(s) {', '.join(unknown)}")
+    connectivity = np.concatenate([c.ravel() for _, c in blocks] or [np.zeros(0, np.int64)])
+    sizes = np.concatenate([np.full(len(c), c.shape[1]) for _, c in blocks] or [[]])
+    types = np.concatenate([np.full(len(c), VTK_CELL_TYPES[k]) for k, c in blocks] or [[]])
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    root.create_dataset("NumberOfPoints", data=np.array([len(sites.points)], dtype=np.int64))
+    root.create_dataset("NumberOfCells", data=np.array([len(types)], dtype=np.int64))
+    root.create_dataset(
+        "NumberOfConnectivityIds", data=np.array([len(connectivity)], dtype=np.int64)
+    )
+    root.create_dataset("Points", data=pad3(sites.points))
+    root.create_dataset("Connectivity", data=connectivity.astype(np.int64))
+    root.create_dataset("Offsets", data=offsets)
+    root.create_dataset("Types", data=types.astype(np.uint8))
+
+
+def h5_ascii(length: int):
+    """A fixed-length ASCII string type (VTK reads ``Type`` as a fixed-length string)."""
+    import h5py
+
+    return h5py.string_dtype("ascii", length)
