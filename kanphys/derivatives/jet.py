@@ -257,37 +257,13 @@ def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
     return basis.clamp(0, size - 1), list(pieces.unbind(-2))
 
 
-def _uniform_cubic_layer(layer: KANLayer, value: Tensor, derivs, indices, order: int):
-    """layer_jet for a uniform cubic layer: products on the 4 local values, one scatter, one
-    matrix product for the value and all derivatives."""
-    index, local = uniform_cubic_local(value, layer.knots, order)
-    base = base_derivatives(layer.base, value, order) if layer.base is not None else None
-    rows, base_rows, names = [local[0]], [base[0]] if base else [], []
-    for multi in indices:
-        factors = _chain_factors(multi, derivs)
-        if not factors:
-            continue
-        names.append(multi)
-        rows.append(sum(local[k] * q.unsqueeze(-1) for k, q in factors.items()))
-        if base:
-            base_rows.append(sum(base[k] * q for k, q in factors.items()))
-    count, n = len(rows), value.shape[0]
-    stacked = torch.stack(rows)
-    dense = stacked.new_zeros(count, n, layer.n_in, layer.basis.size)
-    dense = dense.scatter_add(-1, index.expand(count, -1, -1, -1), stacked)
-    coef = layer.effective_coef().reshape(-1, layer.n_out)
-    out = (dense.reshape(count * n, -1) @ coef).reshape(count, n, -1)
-    if base:
-        out = out + torch.stack(base_rows) @ layer.scale_base
-    new = dict.fromkeys(indices)
-    new.update(zip(names, out[1:], strict=True))
-    return out[0], new
-
-
 def layer_jet(
     layer: KANLayer, value: Tensor, derivs: dict[Index, Tensor | None], indices: tuple[Index, ...]
 ) -> tuple[Tensor, dict[Index, Tensor]]:
     """Value ``(N, n_out)`` and derivatives of a layer's output from those of its input.
+
+    Uniform cubic layers take the local path (products on the four non-zero basis values, one
+    scatter into the basis matrix); others use the dense basis derivatives.
 
     Args:
         layer: the KAN layer.
@@ -296,25 +272,30 @@ def layer_jet(
         indices: multi-indices to produce, closed under sub-multi-indices.
     """
     order = max((len(i) for i in indices), default=0)
+    index = None
     if is_uniform_cubic(layer):
-        return _uniform_cubic_layer(layer, value, derivs, indices, order)
-    spline = basis_derivatives(layer, value, order)
+        index, spline = uniform_cubic_local(value, layer.knots, order)
+    else:
+        spline = basis_derivatives(layer, value, order)
     base = base_derivatives(layer.base, value, order) if layer.base is not None else None
-    coef = layer.effective_coef().reshape(-1, layer.n_out)
-    n = value.shape[0]
-    stacked_spline, stacked_base, names = [spline[0]], [base[0]] if base else [], []
-    for index in indices:
-        factors = _chain_factors(index, derivs)
+    rows, base_rows, names = [spline[0]], [base[0]] if base else [], []
+    for multi in indices:
+        factors = _chain_factors(multi, derivs)
         if not factors:
             continue
-        names.append(index)
-        stacked_spline.append(sum(spline[k] * q.unsqueeze(-1) for k, q in factors.items()))
+        names.append(multi)
+        rows.append(sum(spline[k] * q.unsqueeze(-1) for k, q in factors.items()))
         if base:
-            stacked_base.append(sum(base[k] * q for k, q in factors.items()))
-    count = len(stacked_spline)
-    out = (torch.stack(stacked_spline).reshape(count * n, -1) @ coef).reshape(count, n, -1)
+            base_rows.append(sum(base[k] * q for k, q in factors.items()))
+    count, n = len(rows), value.shape[0]
+    stacked = torch.stack(rows)
+    if index is not None:
+        dense = stacked.new_zeros(count, n, layer.n_in, layer.basis.size)
+        stacked = dense.scatter_add(-1, index.expand(count, -1, -1, -1), stacked)
+    coef = layer.effective_coef().reshape(-1, layer.n_out)
+    out = (stacked.reshape(count * n, -1) @ coef).reshape(count, n, -1)
     if base:
-        out = out + (torch.stack(stacked_base) @ layer.scale_base)
+        out = out + torch.stack(base_rows) @ layer.scale_base
     new = dict.fromkeys(indices)
     new.update(zip(names, out[1:], strict=True))
     return out[0], new
