@@ -37,8 +37,8 @@ def _synchronize() -> None:
 def peak_memory_mb(run: Callable[[], object], device: torch.device) -> float:
     """Peak memory (MB) allocated by torch during one call of ``run``, above the starting level.
 
-    CUDA: the caching allocator's peak statistic. CPU: the running sum of the profiler's
-    allocation and free events, in time order.
+    CUDA: the caching allocator's peak statistic. CPU: the running sum, in time order, of the
+    profiler's own (not inherited) allocation and free events.
     """
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -52,10 +52,10 @@ def peak_memory_mb(run: Callable[[], object], device: torch.device) -> float:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     events = sorted(
-        (e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start
+        (e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start
     )
     level = peak = 0
     for event in events:
-        level += event.cpu_memory_usage
+        level += event.self_cpu_memory_usage
         peak = max(peak, level)
     return peak / 2**20
