@@ -71,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     training.add_argument("file", type=Path, nargs="?", default=Path("problems/poisson2d.py"))
     training.add_argument("--json", type=Path, help="write the records here")
+    export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument(
+        "--format", required=True, help="vtu, vti, vts, pvd, xdmf, vtkhdf or h5 (results.h5)"
+    )
+    export.add_argument("--mesh", type=Path, help="evaluate on the points of this mesh file")
+    export.add_argument("--points", type=Path, help="evaluate at the points of a .csv/.npy file")
+    export.add_argument("--resolution", type=int, help="regular grid points per axis")
+    export.add_argument("--times", help="T0:T1:K (K times) or t1,t2,... for a time series")
+    export.add_argument("--fields", help="comma-separated names (default all): u,grad_u,...")
+    export.add_argument("--out", type=Path, help="file to write (default RUN_DIR/export/...)")
     return parser
 
 
@@ -93,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         from kanphys.bench import training
 
         return training.main(args)
+    if args.command == "export":
+        return _export(args)
     from kanphys.runner import RunOptions, resume, run
     from kanphys.train.loss import TrainingError
     from kanphys.train.trainer import Preempted
@@ -124,6 +137,28 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.path}: rel_l2 {metrics['rel_l2']}  steps {metrics['steps']}  "
         f"time {metrics['wall_time_s']:.1f} s"
     )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kanphys.io.export import export
+
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
+    try:
+        written = export(
+            args.run_dir,
+            args.format,
+            out=args.out,
+            mesh=args.mesh,
+            points=args.points,
+            resolution=args.resolution,
+            times=args.times,
+            fields=fields,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"kanphys: error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(str(path) for path in written))
     return 0
 
 

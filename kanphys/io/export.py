@@ -110,7 +110,10 @@ class Sites:
     def spacing(self) -> np.ndarray:
         lower, upper = self.points.min(axis=0), self.points.max(axis=0)
         return np.array(
-            [(hi - lo) / (n - 1) if n > 1 else 1.0 for lo, hi, n in zip(lower, upper, self.shape)]
+            [
+                (hi - lo) / (n - 1) if n > 1 else 1.0
+                for lo, hi, n in zip(lower, upper, self.shape, strict=True)
+            ]
         )
 
     @property
@@ -351,7 +354,7 @@ def write(path: str | Path, evaluation: Evaluation, format: str) -> list[Path]:
             "xdmf or h5"
         )
     if format == "vtu":
-        return [vtk.write_vtu(path, evaluation)]
+        return vtk.write_vtu(path, evaluation)
     if format == "vti":
         return [vtk.write_vti(path, evaluation)]
     if format == "vts":
@@ -439,7 +442,8 @@ def export(
     Args:
         run_dir: a run directory (``kanphys run``).
         format: ``vtu``, ``vti``, ``vts``, ``pvd``, ``xdmf``, ``vtkhdf`` or ``h5``.
-        out: the file to write (default ``RUN_DIR/export/<problem><extension>``).
+        out: the file to write (default ``RUN_DIR/export/<problem><extension>``, and
+            ``RUN_DIR/export/results.h5`` for ``h5``).
         mesh: evaluate at the points of this mesh file (else a regular grid).
         points: evaluate at the points of this ``.csv`` / ``.npy`` file.
         resolution: grid points per axis.
@@ -478,6 +482,15 @@ def export(
     else:
         space = domain.space if times is not None else domain
         sites = grid_sites(space, resolution or run.config.get("resolution"))
+    if sites.kind != "grid":
+        lower, upper = (domain.space if times is not None else domain).bounds
+        outside = ((sites.points < lower - 1e-9) | (sites.points > upper + 1e-9)).any(axis=1)
+        if outside.any():
+            log.warning(
+                "%d of %d points lie outside the domain's bounding box; the model extrapolates",
+                int(outside.sum()),
+                len(outside),
+            )
     model = run.model()
     evaluation = evaluate(
         problem,
@@ -488,9 +501,12 @@ def export(
         chunk=chunk,
         metadata=metadata_of(run),
     )
-    target = Path(out) if out is not None else Path(run_dir) / "export" / problem.name
-    if out is None:
-        target = target.with_suffix(EXTENSIONS[format])
+    if out is not None:
+        target = Path(out)
+    elif format == "h5":
+        target = Path(run_dir) / "export" / "results.h5"
+    else:
+        target = Path(run_dir) / "export" / f"{problem.name}{EXTENSIONS[format]}"
     written = write(target, evaluation, format)
     log.info("wrote %s", ", ".join(map(str, written)))
     return written

@@ -1,8 +1,10 @@
 """VTK XML writers (through pyvista): ``.vtu``, ``.vti``, ``.vts`` and ``.pvd`` time series.
 
-Points and vector fields (gradients) are padded with zeros to 3 components. Every file carries
-field data ``kanphys_problem`` and ``kanphys_metadata`` (JSON: metrics, config, versions), and
-``TimeValue`` for a frame of a time series.
+Points and vector fields (gradients) are padded with zeros to 3 components. ``.vti`` and
+``.vts`` files carry field data ``kanphys_problem`` and ``kanphys_metadata`` (JSON: metrics,
+config, versions); ``.vtu`` files and ``.pvd`` collections, which meshio must be able to read
+(it reads no string arrays), have them in ``<stem>.metadata.json`` beside them. A frame of a
+time series has field data ``TimeValue``.
 
 Regular grids of a domain that does not fill its bounding box (a CSG domain) keep every point
 in ``.vti`` / ``.vts``: values outside the domain are NaN, the point array ``inside`` is 0
@@ -25,7 +27,7 @@ from kanphys.io.files import atomic_path, write_text
 if TYPE_CHECKING:
     from kanphys.io.export import Evaluation
 
-__all__ = ["to_pyvista", "write_pvd", "write_vti", "write_vts", "write_vtu"]
+__all__ = ["sidecar", "to_pyvista", "write_pvd", "write_vti", "write_vts", "write_vtu"]
 
 HIDDENPOINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 HIDDENCELL = 32  # vtkDataSetAttributes::HIDDENCELL
@@ -76,8 +78,9 @@ def to_pyvista(evaluation: Evaluation, frame: int = 0, kind: str = "vtu"):
         dataset.point_data["vtkGhostType"] = np.where(inside, 0, HIDDENPOINT).astype(np.uint8)
         hidden = ~inside[sites.cells[0][1]].all(axis=1)
         dataset.cell_data["vtkGhostType"] = np.where(hidden, HIDDENCELL, 0).astype(np.uint8)
-    dataset.field_data["kanphys_problem"] = [evaluation.problem]
-    dataset.field_data["kanphys_metadata"] = [json.dumps(evaluation.metadata)]
+    if kind != "vtu":  # meshio cannot read string arrays: .vtu gets a JSON sidecar instead
+        dataset.field_data["kanphys_problem"] = [evaluation.problem]
+        dataset.field_data["kanphys_metadata"] = [json.dumps(evaluation.metadata)]
     if evaluation.times is not None:
         dataset.field_data["TimeValue"] = np.array([evaluation.times[frame]])
     return dataset
@@ -89,9 +92,24 @@ def _save(path: str | Path, dataset) -> Path:
     return Path(path)
 
 
-def write_vtu(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Path:
-    """An UnstructuredGrid ``.vtu`` (meshes, point clouds, grids without outside cells)."""
-    return _save(path, to_pyvista(evaluation, frame, "vtu"))
+def sidecar(path: str | Path) -> Path:
+    """The JSON metadata file beside ``path``: ``<stem>.metadata.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.metadata.json")
+
+
+def write_sidecar(path: str | Path, evaluation: Evaluation) -> Path:
+    """Write ``{"problem": ..., **metadata}`` beside ``path`` (atomically)."""
+    target = sidecar(path)
+    content = {"problem": evaluation.problem, **evaluation.metadata}
+    write_text(target, json.dumps(content, indent=2) + "\n")
+    return target
+
+
+def write_vtu(path: str | Path, evaluation: Evaluation, frame: int = 0) -> list[Path]:
+    """An UnstructuredGrid ``.vtu`` (meshes, point clouds, grids without outside cells), and
+    its metadata in ``<stem>.metadata.json`` beside it."""
+    return [_save(path, to_pyvista(evaluation, frame, "vtu")), write_sidecar(path, evaluation)]
 
 
 def write_vti(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Path:
@@ -129,4 +147,4 @@ def write_pvd(path: str | Path, evaluation: Evaluation) -> list[Path]:
         )
     ET.indent(root)
     write_text(path, '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
-    return [path, *written]
+    return [path, *written, write_sidecar(path, evaluation)]

@@ -4,7 +4,7 @@ A regular grid is written as ``ImageData``; a mesh or point cloud as ``Unstructu
 
     /VTKHDF                     attributes Version = [1, 0], Type = b"ImageData"
         WholeExtent, Origin, Spacing, Direction (attributes)
-        PointData/<name>        (nz, ny, nx) or (nz, ny, nx, 3)
+        PointData/<name>        (nz, ny, nx) or (nz, ny, nx, 3); (ny, nx) in 2-D, (nx,) in 1-D
         CellData/vtkGhostType   blanked cells of a CSG domain (see kanphys.io.vtk)
 
     /VTKHDF                     attributes Version = [1, 0], Type = b"UnstructuredGrid"
@@ -62,7 +62,7 @@ def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Pa
         point_data = root.create_group("PointData")
         if sites.shape is not None:
             _image_data(root, sites)
-            dims = tuple(reversed((*sites.shape, *(1,) * (3 - len(sites.shape)))))
+            dims = tuple(reversed(sites.shape))
             for name, value in values.items():
                 value = pad3(value)
                 point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
