@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     training.add_argument("file", type=Path, nargs="?", default=Path("problems/poisson2d.py"))
     training.add_argument("--json", type=Path, help="write the records here")
+    training.add_argument("--threads", type=int, default=1)
     export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
     export.add_argument("run_dir", type=Path)
     export.add_argument(

@@ -40,6 +40,9 @@ def compare_engines(problem_file: str | Path, *, overrides: dict | None = None) 
 
 def main(args) -> int:
     """Entry point of ``kanphys bench training``."""
+    import torch
+
+    torch.set_num_threads(args.threads)
     records = compare_engines(args.file)
     fast, slow = records
     ratio = slow["wall_time_s"] / fast["wall_time_s"]
