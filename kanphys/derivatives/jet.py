@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from kanphys.kan.basis import BSpline, Chebyshev
+from kanphys.kan.basis import BSpline, Chebyshev, bspline_levels, reciprocal
 from kanphys.kan.layer import KANLayer
 
 __all__ = ["Index", "base_derivatives", "basis_derivatives", "closure", "layer_jet", "network_jet"]
@@ -109,20 +109,10 @@ class _BasisJet(torch.autograd.Function):
         return total, None, None
 
 
-def _reciprocal(width: Tensor) -> Tensor:
-    safe = torch.where(width > 0, width, torch.ones_like(width))
-    return torch.where(width > 0, 1 / safe, torch.zeros_like(width))
-
-
 def _bspline_derivatives(x: Tensor, knots: Tensor, order: int, n_derivatives: int) -> list[Tensor]:
     """Cox-de Boor for every order p <= k, then d B_{i,p} = p (B_{i,p-1}/(t_{i+p}-t_i)
     - B_{i+1,p-1}/(t_{i+p+1}-t_{i+1})) applied repeatedly."""
-    x = x.unsqueeze(-1)
-    levels = [((x >= knots[:, :-1]) & (x < knots[:, 1:])).to(x.dtype)]
-    for p in range(1, order + 1):
-        left = (x - knots[:, : -(p + 1)]) * _reciprocal(knots[:, p:-1] - knots[:, : -(p + 1)])
-        right = (knots[:, p + 1 :] - x) * _reciprocal(knots[:, p + 1 :] - knots[:, 1:-p])
-        levels.append(left * levels[-1][..., :-1] + right * levels[-1][..., 1:])
+    levels = bspline_levels(x, knots, order)
     out = [levels[order]]
     for m in range(1, n_derivatives + 1):
         if m > order:
@@ -130,8 +120,8 @@ def _bspline_derivatives(x: Tensor, knots: Tensor, order: int, n_derivatives: in
             continue
         current = levels[order - m]
         for p in range(order - m + 1, order + 1):
-            left = _reciprocal(knots[:, p:-1] - knots[:, : -(p + 1)])
-            right = _reciprocal(knots[:, p + 1 :] - knots[:, 1:-p])
+            left = reciprocal(knots[:, p:-1] - knots[:, : -(p + 1)])
+            right = reciprocal(knots[:, p + 1 :] - knots[:, 1:-p])
             current = p * (current[..., :-1] * left - current[..., 1:] * right)
         out.append(current)
     return out

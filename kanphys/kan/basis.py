@@ -12,7 +12,16 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["BSpline", "Basis", "Chebyshev", "basis_from_config", "bspline_basis", "extend_knots"]
+__all__ = [
+    "BSpline",
+    "Basis",
+    "Chebyshev",
+    "basis_from_config",
+    "bspline_basis",
+    "bspline_levels",
+    "extend_knots",
+    "reciprocal",
+]
 
 
 def extend_knots(interior: Tensor, order: int) -> Tensor:
@@ -44,16 +53,21 @@ def bspline_basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
     Returns:
         ``(N, n_in, K - 1 - order)`` basis values; zero outside ``[knots[0], knots[-1])``.
     """
+    return bspline_levels(x, knots, order)[-1]
+
+
+def bspline_levels(x: Tensor, knots: Tensor, order: int) -> list[Tensor]:
+    """The Cox-de Boor recursion's B-splines of every order 0..``order``, ``(N, n_in, K-1-p)``."""
     x = x.unsqueeze(-1)
-    values = ((x >= knots[:, :-1]) & (x < knots[:, 1:])).to(x.dtype)
+    levels = [((x >= knots[:, :-1]) & (x < knots[:, 1:])).to(x.dtype)]
     for p in range(1, order + 1):
-        left = (x - knots[:, : -(p + 1)]) * _reciprocal(knots[:, p:-1] - knots[:, : -(p + 1)])
-        right = (knots[:, p + 1 :] - x) * _reciprocal(knots[:, p + 1 :] - knots[:, 1:-p])
-        values = left * values[..., :-1] + right * values[..., 1:]
-    return values
+        left = (x - knots[:, : -(p + 1)]) * reciprocal(knots[:, p:-1] - knots[:, : -(p + 1)])
+        right = (knots[:, p + 1 :] - x) * reciprocal(knots[:, p + 1 :] - knots[:, 1:-p])
+        levels.append(left * levels[-1][..., :-1] + right * levels[-1][..., 1:])
+    return levels
 
 
-def _reciprocal(width: Tensor) -> Tensor:
+def reciprocal(width: Tensor) -> Tensor:
     """1 / width, with 0 for repeated knots (the Cox-de Boor convention 0/0 = 0)."""
     safe = torch.where(width > 0, width, torch.ones_like(width))
     return torch.where(width > 0, 1 / safe, torch.zeros_like(width))
