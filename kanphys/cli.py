@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     training.add_argument("file", type=Path, nargs="?", default=Path("problems/poisson2d.py"))
     training.add_argument("--json", type=Path, help="write the records here")
     training.add_argument("--threads", type=int, default=1)
+    scaling = bench.add_parser("scaling", help="KAN scaling law and KAN vs MLP per parameter")
+    scaling.add_argument("--json", type=Path, help="write records here (and a .md report beside)")
+    scaling.add_argument("--figure", type=Path, help="write the log-log figure (PNG) here")
+    scaling.add_argument("--part", choices=["fit", "pde", "all"], default="all")
+    scaling.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
+    scaling.add_argument("--threads", type=int, default=1)
+    scaling.add_argument("--problem", type=Path, help="default: problems/poisson2d.py")
     export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
     export.add_argument("run_dir", type=Path)
     export.add_argument(
@@ -105,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from kanphys.bench import training
 
         return training.main(args)
+    if args.command == "bench" and args.bench == "scaling":
+        from kanphys.bench import scaling
+
+        return scaling.main(args)
     if args.command == "export":
         return _export(args)
     from kanphys.runner import RunOptions, resume, run

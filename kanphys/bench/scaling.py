@@ -1,0 +1,787 @@
+"""``kanphys bench scaling``: the KAN paper's scaling law and KAN-versus-MLP accuracy per parameter.
+
+Two studies, one process, one thread by default:
+
+* ``fit``: supervised fitting of ``f(x, y) = exp(sin(pi x) + y^2)`` on ``[-1, 1]^2`` from 1000
+  training and 1000 test samples in float64. KANs ``[2, 1, 1]`` and ``[2, 5, 1]`` grow their grid
+  through 3, 5, 10, 20, 50, 100, 200 (then 500, 1000 while the test error still improves),
+  trained at every grid with L-BFGS (the paper's optimiser) and, as a diagnostic of the
+  optimiser, with Levenberg-Marquardt from the same start. tanh MLPs of depth 2 to 4 and width
+  5 to 200 are trained on the same data with Adam then L-BFGS. The slope of log test RMSE
+  against log parameter count is fitted over the grids before the error levels off
+  (:func:`scaling_window`).
+* ``pde``: ``problems/poisson2d.py`` with a ``[2, 10, 1]`` KAN on grids 5, 10, 20, 50 (L-BFGS,
+  then grid extension, as the problem file's plan) and MLPs from ``[2, 20, 20, 1]`` to
+  ``[2, 100, 100, 100, 1]`` (Adam, then L-BFGS), all in float64: relative L2 error, parameters
+  and wall time.
+
+``kanphys bench scaling --json results/benchmarks/scaling.json --figure
+results/benchmarks/scaling.png`` writes the records, a Markdown report beside the JSON, and a
+log-log figure with the ``N^-4`` reference line.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from kanphys.io.files import write_json, write_text
+from kanphys.kan import KAN, MLP, BSpline
+from kanphys.kan.layer import BASE_FUNCTIONS
+
+__all__ = [
+    "FULL",
+    "QUICK",
+    "Settings",
+    "fit_slope",
+    "fit_study",
+    "kan_jacobian",
+    "levenberg_marquardt",
+    "main",
+    "markdown_report",
+    "pde_study",
+    "plot",
+    "run_study",
+    "scaling_window",
+    "target_function",
+]
+
+log = logging.getLogger(__name__)
+DTYPE = torch.float64
+POISSON = Path(__file__).resolve().parents[2] / "problems" / "poisson2d.py"
+TARGET_SLOPE = -3.5
+
+
+def _mlp_widths(depths: Sequence[int], widths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """``[2, w, ..., w, 1]`` with ``depth`` linear layers (``depth - 1`` hidden layers)."""
+    return tuple((2, *[w] * (d - 1), 1) for d in depths for w in widths)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and iteration budgets of the study (:data:`FULL` and :data:`QUICK`).
+
+    Attributes:
+        n_train: training samples of the fitted function.
+        n_test: test samples.
+        seed: seed of the samples and of the first model (restart ``r`` uses ``seed + r``).
+        kan_widths: KAN shapes of the fitting study.
+        grids: grids every KAN goes through.
+        extra_grids: further grids, each tried only while the previous grid improved the test
+            error.
+        kan_iters: L-BFGS iterations at each grid (fewer when it converges).
+        restarts: random initialisations tried at the first grid; the one with the lowest
+            training loss after ``restart_iters`` L-BFGS iterations is kept (the test data is not
+            used to choose).
+        restart_iters: L-BFGS iterations per restart.
+        lm_iters: Levenberg-Marquardt iterations at each grid (0: no LM series).
+        mlp_widths: MLP shapes of the fitting study.
+        mlp_adam_steps: Adam steps before L-BFGS for the MLPs.
+        mlp_lbfgs_iters: L-BFGS iterations for the MLPs.
+        pde_kan_stages: ``(grid, L-BFGS steps)`` of the PDE KAN, extended from one to the next.
+        pde_mlp_widths: MLP shapes of the PDE study.
+        pde_mlp_adam: Adam steps of the PDE MLPs.
+        pde_mlp_lbfgs: L-BFGS steps of the PDE MLPs.
+        pde_interior: interior collocation points (None: the problem file's sampler).
+        pde_boundary: boundary points (None: the problem file's sampler).
+        pde_resolution: evaluation grid points per axis (None: the default 101).
+    """
+
+    n_train: int = 1000
+    n_test: int = 1000
+    seed: int = 0
+    kan_widths: tuple[tuple[int, ...], ...] = ((2, 1, 1), (2, 5, 1))
+    grids: tuple[int, ...] = (3, 5, 10, 20, 50, 100, 200)
+    extra_grids: tuple[int, ...] = (500, 1000)
+    kan_iters: int = 500
+    restarts: int = 8
+    restart_iters: int = 100
+    lm_iters: int = 200
+    mlp_widths: tuple[tuple[int, ...], ...] = _mlp_widths((2,), (5, 10, 20, 50, 100, 200)) + (
+        _mlp_widths((3, 4), (5, 10, 20, 50, 100))
+    )
+    mlp_adam_steps: int = 1000
+    mlp_lbfgs_iters: int = 2000
+    pde_kan_stages: tuple[tuple[int, int], ...] = ((5, 300), (10, 400), (20, 800), (50, 800))
+    pde_mlp_widths: tuple[tuple[int, ...], ...] = (
+        (2, 20, 20, 1),
+        (2, 50, 50, 1),
+        (2, 100, 100, 1),
+        (2, 100, 100, 100, 1),
+    )
+    pde_mlp_adam: int = 1000
+    pde_mlp_lbfgs: int = 1500
+    pde_interior: int | None = None
+    pde_boundary: int | None = None
+    pde_resolution: int | None = None
+
+
+FULL = Settings()
+QUICK = Settings(
+    n_train=200,
+    n_test=200,
+    kan_widths=((2, 1, 1),),
+    grids=(3, 5, 10),
+    extra_grids=(),
+    kan_iters=60,
+    restarts=4,
+    restart_iters=40,
+    lm_iters=15,
+    mlp_widths=((2, 5, 1),),
+    mlp_adam_steps=30,
+    mlp_lbfgs_iters=30,
+    pde_kan_stages=((5, 8), (10, 8)),
+    pde_mlp_widths=((2, 8, 8, 1),),
+    pde_mlp_adam=10,
+    pde_mlp_lbfgs=8,
+    pde_interior=128,
+    pde_boundary=32,
+    pde_resolution=21,
+)
+
+
+# ------------------------------------------------------------------------------ slope fitting
+def fit_slope(n: Sequence[float], error: Sequence[float]) -> tuple[float, float]:
+    """Least-squares ``(slope, intercept)`` of ``log(error) = intercept + slope * log(n)``."""
+    if len(n) != len(error) or len(n) < 2:
+        raise ValueError(f"fit_slope needs >= 2 matching points, got {len(n)} and {len(error)}")
+    x = [math.log(v) for v in n]
+    y = [math.log(v) for v in error]
+    x_mean, y_mean = math.fsum(x) / len(x), math.fsum(y) / len(y)
+    denominator = math.fsum((a - x_mean) ** 2 for a in x)
+    if denominator == 0:
+        raise ValueError("fit_slope needs at least two distinct sizes")
+    slope = math.fsum((a - x_mean) * (b - y_mean) for a, b in zip(x, y, strict=True)) / denominator
+    return slope, y_mean - slope * x_mean
+
+
+def local_slopes(size: Sequence[float], error: Sequence[float]) -> list[float]:
+    """``d log(error) / d log(size)`` between consecutive points."""
+    return [
+        math.log(error[i + 1] / error[i]) / math.log(size[i + 1] / size[i])
+        for i in range(len(size) - 1)
+    ]
+
+
+def scaling_window(size: Sequence[float], error: Sequence[float], min_rate: float = 1.0) -> int:
+    """The number of leading points before the error levels off.
+
+    A point is kept while the error keeps falling at least as ``size^-min_rate`` from the point
+    before (with ``min_rate = 1``: at least halving per doubling of the grid); the first step
+    that falls slower, or rises, ends the window. The float64 round-off floor of this study
+    (about 1e-15 relative) is far below every error reached, so it never ends a window first.
+    """
+    end = 1
+    for rate in local_slopes(size, error):
+        if not rate <= -min_rate:
+            break
+        end += 1
+    return end
+
+
+# ------------------------------------------------------------------------------ function fitting
+def target_function(x: Tensor) -> Tensor:
+    """``exp(sin(pi x) + y^2)`` of points ``(N, 2)``, as ``(N, 1)``."""
+    return torch.exp(torch.sin(math.pi * x[:, :1]) + x[:, 1:2].square())
+
+
+@dataclass(frozen=True)
+class Data:
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+def make_data(n_train: int, n_test: int, seed: int) -> Data:
+    """Uniform samples of :func:`target_function` on ``[-1, 1]^2`` in float64."""
+    generator = torch.Generator().manual_seed(seed)
+    x_train = 2 * torch.rand(n_train, 2, generator=generator, dtype=DTYPE) - 1
+    x_test = 2 * torch.rand(n_test, 2, generator=generator, dtype=DTYPE) - 1
+    return Data(x_train, target_function(x_train), x_test, target_function(x_test))
+
+
+def n_params(model: nn.Module) -> int:
+    """Trainable parameters: for a KAN ``G + k`` coefficients, ``w_b`` and ``w_s`` per edge."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def n_params_paper(model: KAN) -> int:
+    """The KAN paper's count: ``G`` per edge (``15 G`` for ``[2, 5, 1]``)."""
+    edges = sum(a * b for a, b in zip(model.widths[:-1], model.widths[1:], strict=False))
+    return edges * model.basis.grid
+
+
+def rmse(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x) - y).square().mean().sqrt())
+
+
+def lbfgs(model: nn.Module, x: Tensor, y: Tensor, iters: int, history: int = 50) -> int:
+    """Minimise the mean square error by L-BFGS (strong Wolfe); returns the iterations done.
+
+    It stops after ``iters`` iterations, or earlier when the loss or the step stop changing
+    (tolerances near float64 round-off).
+    """
+    if iters <= 0:
+        return 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=iters,
+        max_eval=3 * iters,
+        history_size=history,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-20,
+        tolerance_change=1e-30,
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = (model(x) - y).square().mean()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return int(optimizer.state[params[0]].get("n_iter", 0))
+
+
+def adam(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float = 1e-3) -> None:
+    """Adam on the mean square error, the rate decaying geometrically to ``lr / 10``."""
+    if steps <= 0:
+        return
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.1 ** (step / max(steps - 1, 1))
+        optimizer.zero_grad(set_to_none=True)
+        (model(x) - y).square().mean().backward()
+        optimizer.step()
+
+
+def kan_jacobian(model: KAN, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Outputs ``(N,)`` and the Jacobian ``(N, P)`` of a single-output KAN on ``x``.
+
+    Every layer's output is linear in its spline coefficients, in ``w_s`` and in ``w_b``, so the
+    Jacobian is the basis values times the sensitivity of the network output to that layer's
+    output (one backward pass: samples do not interact). Columns follow
+    ``model.parameters()``.
+    """
+    if model.widths[-1] != 1:
+        raise ValueError(f"kan_jacobian needs one output, the KAN has widths {model.widths}")
+    inputs, outputs = [], []
+    value = x
+    for layer in model.layers:
+        inputs.append(value.detach())
+        value = layer(value)
+        value.retain_grad()
+        outputs.append(value)
+    value.sum().backward()
+    columns = []
+    with torch.no_grad():
+        for layer, a, z in zip(model.layers, inputs, outputs, strict=True):
+            sensitivity, basis = z.grad, layer.basis_values(a)
+            for name, parameter in layer.named_parameters(recurse=False):
+                if name == "coef":
+                    spec, other = "nj,nik,ij->nikj", layer.scale_spline
+                elif name == "scale_spline":
+                    spec, other = "nj,nik,ikj->nij", layer.coef
+                else:
+                    spec, other = "nj,ni->nij", None
+                if other is None:
+                    block = torch.einsum(spec, sensitivity, BASE_FUNCTIONS[layer.base](a))
+                else:
+                    block = torch.einsum(spec, sensitivity, basis, other)
+                columns.append(block.reshape(len(a), parameter.numel()))
+    model.zero_grad(set_to_none=True)
+    return value.detach().reshape(-1), torch.cat(columns, dim=1)
+
+
+def levenberg_marquardt(model: KAN, x: Tensor, y: Tensor, iters: int) -> int:
+    """Minimise the squared error of a single-output KAN by Levenberg's damped Gauss-Newton.
+
+    The damping is a multiple of the identity (relative to the mean diagonal of ``J^T J``), so
+    parameters the samples hardly determine (splines over sparsely sampled ranges) stay near
+    their values instead of being fitted to noise; with more parameters than samples the step
+    is solved in the sample space. Stops after ``iters`` iterations, when the relative decrease
+    falls below 1e-12, or when no damping gives a decrease. Returns the iterations done.
+    """
+    params = list(model.parameters())
+    sizes = [p.numel() for p in params]
+    target = y.reshape(-1)
+
+    def assign(theta: Tensor) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(params, theta.split(sizes), strict=True):
+                p.copy_(chunk.reshape(p.shape))
+
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
+    damping, done = 1e-3, 0
+    while done < iters:
+        done += 1
+        out, jac = kan_jacobian(model, x)
+        residual = out - target
+        loss = float(residual.square().sum())
+        dual = jac.shape[1] > jac.shape[0]
+        normal = jac @ jac.T if dual else jac.T @ jac
+        rhs = residual if dual else jac.T @ residual
+        eye = torch.eye(len(normal), dtype=normal.dtype)
+        level = float(torch.diagonal(normal).mean()) + 1e-300
+        improved = False
+        while damping < 1e12:
+            factor, info = torch.linalg.cholesky_ex(normal + damping * level * eye)
+            if int(info) != 0:
+                damping *= 10
+                continue
+            solved = torch.cholesky_solve(rhs[:, None], factor)[:, 0]
+            step = -(jac.T @ solved if dual else solved)
+            assign(theta + step)
+            with torch.no_grad():
+                trial = float((model(x).reshape(-1) - target).square().sum())
+            if trial < loss:
+                theta, improved = theta + step, True
+                damping = max(damping / 3, 1e-15)
+                break
+            damping *= 4
+        assign(theta)
+        if not improved or loss - trial <= 1e-12 * loss:
+            break
+    return done
+
+
+def _initial_kan(widths: Sequence[int], data: Data, s: Settings) -> tuple[KAN, int]:
+    """The best of ``s.restarts`` random KANs on the first grid (by training loss).
+
+    Each restart runs ``s.restart_iters`` L-BFGS iterations in four rounds, after each of which
+    every layer's grid is reset uniformly over the range of its inputs on the training samples
+    (as pykan updates grids early in training), so the hidden layers' grids follow their inputs.
+    """
+    best, best_loss, best_seed = None, math.inf, s.seed
+    for restart in range(s.restarts):
+        generator = torch.Generator().manual_seed(s.seed + restart)
+        model = KAN(widths, BSpline(grid=s.grids[0]), generator=generator, dtype=DTYPE)
+        for _ in range(4):
+            lbfgs(model, data.x_train, data.y_train, max(s.restart_iters // 4, 1))
+            model = model.update_grid(data.x_train, grid_eps=1.0)
+        loss = rmse(model, data.x_train, data.y_train)
+        log.info("restart %d of KAN %s: train RMSE %.3e", restart, list(widths), loss)
+        if loss < best_loss:
+            best, best_loss, best_seed = model, loss, s.seed + restart
+    return best, best_seed
+
+
+def kan_fit_series(widths: Sequence[int], data: Data, s: Settings) -> list[dict]:
+    """A KAN through the grids, once per optimiser (L-BFGS; Levenberg-Marquardt if asked)."""
+    started = time.perf_counter()
+    start, seed = _initial_kan(widths, data, s)
+    start_time = time.perf_counter() - started
+    optimizers = {"lbfgs": lambda m: lbfgs(m, data.x_train, data.y_train, s.kan_iters)}
+    if s.lm_iters > 0:
+        optimizers["lm"] = lambda m: levenberg_marquardt(m, data.x_train, data.y_train, s.lm_iters)
+    records = []
+    for name, train in optimizers.items():
+        model, elapsed, series = copy.deepcopy(start), start_time, []
+        grids = list(s.grids)
+        extra = list(s.extra_grids)
+        while grids:
+            grid = grids.pop(0)
+            stage_start = time.perf_counter()
+            if grid != model.basis.grid:
+                model = model.extend_grid(grid, data.x_train)
+            iterations = train(model)
+            stage = time.perf_counter() - stage_start
+            elapsed += stage
+            series.append(
+                {
+                    "part": "fit",
+                    "model": "KAN",
+                    "widths": list(widths),
+                    "grid": grid,
+                    "optimizer": name,
+                    "n_params": n_params(model),
+                    "n_params_paper": n_params_paper(model),
+                    "n_train": len(data.x_train),
+                    "train_rmse": rmse(model, data.x_train, data.y_train),
+                    "test_rmse": rmse(model, data.x_test, data.y_test),
+                    "iterations": iterations,
+                    "seed": seed,
+                    "stage_time_s": round(stage, 3),
+                    "wall_time_s": round(elapsed, 3),
+                }
+            )
+            log.info("%s", series[-1])
+            improved = len(series) > 1 and series[-1]["test_rmse"] < series[-2]["test_rmse"]
+            if not grids and extra and improved:
+                grids.append(extra.pop(0))
+        records += series
+    return records
+
+
+def mlp_fit_record(widths: Sequence[int], data: Data, s: Settings) -> dict:
+    """A tanh MLP trained by Adam then L-BFGS on the fitting data."""
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(s.seed)
+    model = MLP(widths, generator=generator, dtype=DTYPE)
+    adam(model, data.x_train, data.y_train, s.mlp_adam_steps)
+    iterations = lbfgs(model, data.x_train, data.y_train, s.mlp_lbfgs_iters)
+    elapsed = time.perf_counter() - started
+    record = {
+        "part": "fit",
+        "model": "MLP",
+        "widths": list(widths),
+        "grid": None,
+        "optimizer": "adam+lbfgs",
+        "n_params": n_params(model),
+        "n_params_paper": None,
+        "n_train": len(data.x_train),
+        "train_rmse": rmse(model, data.x_train, data.y_train),
+        "test_rmse": rmse(model, data.x_test, data.y_test),
+        "iterations": s.mlp_adam_steps + iterations,
+        "seed": s.seed,
+        "stage_time_s": round(elapsed, 3),
+        "wall_time_s": round(elapsed, 3),
+    }
+    log.info("%s", record)
+    return record
+
+
+def fit_study(s: Settings) -> list[dict]:
+    """Every KAN series and every MLP of the function-fitting study."""
+    data = make_data(s.n_train, s.n_test, s.seed)
+    records = []
+    for widths in s.kan_widths:
+        records += kan_fit_series(widths, data, s)
+    for widths in s.mlp_widths:
+        records.append(mlp_fit_record(widths, data, s))
+    return records
+
+
+# ------------------------------------------------------------------------------ PDE study
+def pde_study(s: Settings, problem_file: str | Path = POISSON) -> list[dict]:
+    """poisson2d: a ``[2, 10, 1]`` KAN through the grids, and the MLPs, in float64."""
+    from kanphys.evaluate import error_metrics, evaluate_fields, evaluation_grid
+    from kanphys.runner import build_model, load_problem_file
+    from kanphys.train.plan import LBFGS, Adam, ExtendGrid, Plan
+    from kanphys.train.trainer import Trainer
+
+    source = load_problem_file(problem_file)
+    problem = source.problem
+    sampler = source.plan.sampler
+    changes = {"interior": s.pde_interior, "boundary": s.pde_boundary}
+    sampler = replace(sampler, **{k: v for k, v in changes.items() if v is not None})
+    grid_points = evaluation_grid(problem.domain, s.pde_resolution).points
+
+    def plan(stages) -> Plan:
+        return Plan(stages=stages, sampler=sampler, weights=source.plan.weights, checkpoint_every=0)
+
+    def train(model, stages):
+        trainer = Trainer(problem, model, plan(stages), seed=s.seed)
+        started = time.perf_counter()
+        model = trainer.fit()
+        return model, time.perf_counter() - started, trainer
+
+    def record(kind, widths, grid, model, trainer, stage, elapsed) -> dict:
+        values = evaluate_fields(problem, model, grid_points, residuals=False)
+        out = {
+            "part": "pde",
+            "model": kind,
+            "widths": list(widths),
+            "grid": grid,
+            "optimizer": "lbfgs" if kind == "KAN" else "adam+lbfgs",
+            "n_params": n_params(model),
+            "n_params_paper": n_params_paper(model.net) if kind == "KAN" else None,
+            "rel_l2": error_metrics(problem, values)["rel_l2"]["u"],
+            "final_loss": trainer.rows[-1][3] if trainer.rows else None,
+            "steps": trainer.position.global_step,
+            "seed": s.seed,
+            "stage_time_s": round(stage, 3),
+            "wall_time_s": round(elapsed, 3),
+        }
+        log.info("%s", out)
+        return out
+
+    records = []
+    kan_widths = (problem.domain.dim, 10, len(problem.fields))
+    first_grid = s.pde_kan_stages[0][0]
+    model = build_model(
+        problem,
+        lambda: KAN(kan_widths, basis=BSpline(grid=first_grid)),
+        {},
+        seed=s.seed,
+        dtype=DTYPE,
+        device="cpu",
+    )
+    elapsed, steps = 0.0, 0
+    for grid, lbfgs_steps in s.pde_kan_stages:
+        stages = [] if grid == model.net.basis.grid else [ExtendGrid(grid=grid)]
+        model, stage, trainer = train(model, [*stages, LBFGS(steps=lbfgs_steps)])
+        elapsed += stage
+        steps += trainer.position.global_step
+        records.append(record("KAN", kan_widths, grid, model, trainer, stage, elapsed))
+        records[-1]["steps"] = steps
+    for widths in s.pde_mlp_widths:
+        model = build_model(
+            problem, lambda w=widths: MLP(w), {}, seed=s.seed, dtype=DTYPE, device="cpu"
+        )
+        stages = [Adam(steps=s.pde_mlp_adam, lr=1e-3, lr_final=1e-4), LBFGS(steps=s.pde_mlp_lbfgs)]
+        model, stage, trainer = train(model, stages)
+        records.append(record("MLP", widths, None, model, trainer, stage, stage))
+    return records
+
+
+# ------------------------------------------------------------------------------ summaries
+def series_key(record: dict) -> tuple:
+    """Records of one scaling series share this key (an MLP series: one depth)."""
+    if record["model"] == "KAN":
+        return (record["part"], "KAN", tuple(record["widths"]), record["optimizer"])
+    return (record["part"], "MLP", len(record["widths"]) - 1, record["optimizer"])
+
+
+def series_name(key: tuple) -> str:
+    _, kind, shape, optimizer = key
+    if kind == "KAN":
+        return f"KAN {list(shape)} {optimizer}"
+    return f"MLP depth {shape} {optimizer}"
+
+
+def slopes(records: Sequence[dict]) -> list[dict]:
+    """The fitted slope of every series with at least two points in its scaling window.
+
+    KAN series run over the grid (the window is judged against the grid, see
+    :func:`scaling_window`); MLP series run over the width at one depth (judged against the
+    parameter count). The slope is fitted against the trainable parameter count
+    (``slope``) and, for KANs, against the paper's count ``G`` per edge (``slope_paper``).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(series_key(r), []).append(r)
+    out = []
+    for key, group in groups.items():
+        metric = "test_rmse" if key[0] == "fit" else "rel_l2"
+        group = sorted(group, key=lambda r: r["n_params"])
+        errors = [r[metric] for r in group]
+        sizes = [r["grid"] if key[1] == "KAN" else r["n_params"] for r in group]
+        end = scaling_window(sizes, errors)
+        window = group[:end]
+        best = min(group, key=lambda r: r[metric])
+        entry = {
+            "part": key[0],
+            "series": series_name(key),
+            "model": key[1],
+            "metric": metric,
+            "window": [r["grid"] if key[1] == "KAN" else r["n_params"] for r in window],
+            "slope": None,
+            "slope_paper": None,
+            "local_slopes": [round(v, 3) for v in local_slopes(sizes, errors)],
+            "best": best[metric],
+            "best_n_params": best["n_params"],
+            "best_grid": best["grid"],
+        }
+        if end >= 2:
+            entry["slope"] = fit_slope([r["n_params"] for r in window], errors[:end])[0]
+            if key[1] == "KAN":
+                paper = [r["n_params_paper"] for r in window]
+                entry["slope_paper"] = fit_slope(paper, errors[:end])[0]
+        out.append(entry)
+    return out
+
+
+def run_study(s: Settings, part: str = "all", problem_file: str | Path = POISSON) -> dict:
+    """Run the chosen parts; the records, their slopes and the settings, JSON-able."""
+    started = time.perf_counter()
+    records = []
+    if part in ("fit", "all"):
+        records += fit_study(s)
+    if part in ("pde", "all"):
+        records += pde_study(s, problem_file)
+    return {
+        "benchmark": "scaling",
+        "function": "exp(sin(pi x) + y^2) on [-1, 1]^2",
+        "problem_file": "problems/poisson2d.py",
+        "dtype": "float64",
+        "threads": torch.get_num_threads(),
+        "target_slope": TARGET_SLOPE,
+        "settings": asdict(s),
+        "total_time_s": round(time.perf_counter() - started, 1),
+        "slopes": slopes(records),
+        "records": records,
+    }
+
+
+def _fmt(value, spec: str = ".2e") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str:
+    """Tables of every record and of the fitted slopes."""
+    records, lines = result["records"], []
+    lines += [
+        "# Scaling benchmark",
+        "",
+        f"`{command}`: float64, {result['threads']} CPU thread(s), {result['total_time_s']:.0f} s "
+        "in all. Wall times are cumulative along a KAN's grid sequence (they include the "
+        "restarts and the coarser grids).",
+        "",
+    ]
+    fitted = [r for r in records if r["part"] == "fit"]
+    if fitted:
+        s = result["settings"]
+        lines += [
+            "## Function fitting",
+            "",
+            f"`exp(sin(pi x) + y^2)` on `[-1, 1]^2`, {s['n_train']} training and {s['n_test']} "
+            "test samples. `params`: trainable parameters (`G + k + 2` per edge); "
+            "`paper`: the paper's count (`G` per edge).",
+            "",
+            "| model | widths | optimizer | grid | params | paper | train RMSE | test RMSE "
+            "| iterations | time s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in fitted:
+            lines.append(
+                f"| {r['model']} | {r['widths']} | {r['optimizer']} | {_fmt(r['grid'], 'd')} | "
+                f"{r['n_params']} | {_fmt(r['n_params_paper'], 'd')} | {r['train_rmse']:.2e} | "
+                f"{r['test_rmse']:.2e} | {r['iterations']} | {r['wall_time_s']:.1f} |"
+            )
+        lines.append("")
+    pde = [r for r in records if r["part"] == "pde"]
+    if pde:
+        lines += [
+            "## PDE: problems/poisson2d.py",
+            "",
+            "| model | widths | grid | params | rel L2 | final loss | steps | time s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in pde:
+            lines.append(
+                f"| {r['model']} | {r['widths']} | {_fmt(r['grid'], 'd')} | {r['n_params']} | "
+                f"{r['rel_l2']:.2e} | {_fmt(r['final_loss'])} | {r['steps']} | "
+                f"{r['wall_time_s']:.1f} |"
+            )
+        lines.append("")
+    if result["slopes"]:
+        lines += [
+            "## Fitted slopes",
+            "",
+            "Least-squares slope of log error against log parameters over the scaling window: "
+            "the leading points while the error at least halves per doubling of the grid "
+            "(KAN) or of the parameter count (MLP).",
+            "",
+            "| part | series | window | slope (params) | slope (paper count) | local slopes "
+            "vs grid | best error | at params |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in result["slopes"]:
+            local = ", ".join(f"{v:.2f}" for v in e["local_slopes"]) if e["model"] == "KAN" else ""
+            lines.append(
+                f"| {e['part']} | {e['series']} | {e['window']} | {_fmt(e['slope'], '.2f')} | "
+                f"{_fmt(e['slope_paper'], '.2f')} | {local or '-'} | {e['best']:.2e} | "
+                f"{e['best_n_params']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ figure
+def plot(result: dict, path: str | Path) -> None:
+    """Log-log figure: fitting test RMSE vs parameters (with ``N^-4``), PDE rel L2 vs
+    parameters and vs wall time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = result["records"]
+    fitted = [r for r in records if r["part"] == "fit"]
+    pde = [r for r in records if r["part"] == "pde"]
+    panels = (1 if fitted else 0) + (2 if pde else 0)
+    if panels == 0:
+        raise ValueError("plot: no records")
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4), squeeze=False)
+    axes = list(axes[0])
+    styles = {"lbfgs": "-", "lm": "--", "adam+lbfgs": ":"}
+    if fitted:
+        ax = axes.pop(0)
+        groups: dict[tuple, list[dict]] = {}
+        for r in fitted:
+            groups.setdefault(series_key(r), []).append(r)
+        for key, group in groups.items():
+            group = sorted(group, key=lambda r: r["n_params"])
+            n = [r["n_params"] for r in group]
+            e = [r["test_rmse"] for r in group]
+            if key[1] == "KAN":
+                marker = "o" if key[2] == (2, 1, 1) else "s"
+                face = None if key[3] == "lbfgs" else "none"
+                ax.loglog(n, e, styles[key[3]], marker=marker, mfc=face, label=series_name(key))
+            else:
+                ax.loglog(n, e, ":", marker="^", ms=4, alpha=0.7, label=series_name(key))
+        first = result["settings"]["grids"][0]
+        starts = [r for r in fitted if r["model"] == "KAN" and r["grid"] == first]
+        anchor = min(starts, key=lambda r: r["n_params"], default=None)
+        if anchor is not None:
+            n0, e0 = anchor["n_params"], anchor["test_rmse"]
+            ns = [n0, n0 * 30]
+            ax.loglog(ns, [e0 * (n / n0) ** -4 for n in ns], "k-", lw=1, alpha=0.6, label="N^-4")
+        ax.set_xlabel("trainable parameters N")
+        ax.set_ylabel("test RMSE")
+        ax.set_title("fit exp(sin(πx) + y²), 1000 samples")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    if pde:
+        kan = [r for r in pde if r["model"] == "KAN"]
+        mlp = [r for r in pde if r["model"] == "MLP"]
+        for ax, x_key, label in (
+            (axes[0], "n_params", "parameters"),
+            (axes[1], "wall_time_s", "wall time (s, one thread)"),
+        ):
+            ax.loglog(
+                [r[x_key] for r in kan], [r["rel_l2"] for r in kan], "-o", label="KAN [2,10,1]"
+            )
+            for r in kan:
+                ax.annotate(f"G={r['grid']}", (r[x_key], r["rel_l2"]), fontsize=7)
+            ax.loglog([r[x_key] for r in mlp], [r["rel_l2"] for r in mlp], ":^", label="MLP tanh")
+            for r in mlp:
+                widths = "-".join(str(w) for w in r["widths"][1:-1])
+                ax.annotate(widths, (r[x_key], r["rel_l2"]), fontsize=7)
+            ax.set_xlabel(label)
+            ax.set_ylabel("relative L2 error")
+            ax.set_title(f"poisson2d: error vs {label.split(' (')[0]}")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ entry point
+def main(args) -> int:
+    """Entry point of ``kanphys bench scaling``."""
+    torch.set_num_threads(args.threads)
+    settings = QUICK if args.quick else FULL
+    result = run_study(settings, args.part, args.problem or POISSON)
+    command = "kanphys bench scaling" + (" --quick" if args.quick else "")
+    if args.part != "all":
+        command += f" --part {args.part}"
+    if args.json:
+        command += f" --json {args.json}"
+    if args.figure:
+        command += f" --figure {args.figure}"
+    report = markdown_report(result, command)
+    print(report)
+    if args.json:
+        path = Path(args.json)
+        write_json(path, result)
+        write_text(path.with_suffix(".md"), report)
+    if args.figure:
+        plot(result, args.figure)
+    return 0
