@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     derivatives.add_argument("--device", default="cpu")
     derivatives.add_argument("--quick", action="store_true", help="only the smallest KAN")
     derivatives.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
+    derivatives.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        help="time by wall clock or process CPU time (default: cpu for one CPU thread)",
+    )
     training = bench.add_parser(
         "training", help="a problem's default plan: fast engine vs autograd"
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from kanphys.derivatives.jet import Index, network_jet
+from kanphys.derivatives.jet import Index, Trace, network_jet
 from kanphys.kan.network import KAN
 
 __all__ = ["MAX_ORDER", "AnalyticEngine", "NeedsAutograd", "Requests", "supports_analytic"]
@@ -23,13 +23,13 @@ class Requests:
     """What the residuals of one loss term ask for, learned as they run.
 
     Attributes:
-        indices: multi-indices of the derivatives asked for so far.
+        indices: multi-indices of the derivatives asked for so far (and Laplacians).
         autograd: True once the term needed autograd (it then keeps using it).
         changed: True when an evaluation added indices (the loss then redoes the term in one
             pass, so every evaluation builds the same computation).
     """
 
-    indices: set[Index] = field(default_factory=set)
+    indices: set[Index | Trace] = field(default_factory=set)
     autograd: bool = False
     changed: bool = False
 
@@ -71,6 +71,14 @@ class AnalyticEngine:
         if len(key) > MAX_ORDER:
             self.requests.autograd = True
             raise NeedsAutograd(f"derivative of order {len(key)} > {MAX_ORDER}")
+        return self._lookup(output, key)
+
+    def laplacian(self, output: int, axes: tuple[int, ...]) -> Tensor:
+        """``sum_a d^2 u_output / dx_a^2`` over ``axes`` as ``(N, 1)``, carried through the
+        layers as one quantity."""
+        return self._lookup(output, Trace(tuple(sorted(axes))))
+
+    def _lookup(self, output: int, key: Index | Trace) -> Tensor:
         if key not in self._derivs:
             self.requests.indices.add(key)
             self.requests.changed = True

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -28,19 +29,52 @@ from torch import Tensor
 from kanphys.kan.basis import BSpline, Chebyshev, bspline_levels, reciprocal
 from kanphys.kan.layer import KANLayer
 
-__all__ = ["Index", "base_derivatives", "basis_derivatives", "closure", "layer_jet", "network_jet"]
+__all__ = [
+    "Index",
+    "Trace",
+    "base_derivatives",
+    "basis_derivatives",
+    "closure",
+    "layer_jet",
+    "network_jet",
+]
 
 Index = tuple[int, ...]
+FEW_OUTPUTS = 4  # up to this many layer outputs, contract local basis values directly
 
 
-def closure(requests: Iterable[Index]) -> tuple[Index, ...]:
-    """All non-empty sub-multi-indices of the requests, ordered by derivative order."""
-    out: set[Index] = set()
+@dataclass(frozen=True)
+class Trace:
+    """The Laplacian over ``axes``, propagated as one quantity (forward-Laplacian style):
+
+        lap y = phi''(h) |grad h|^2 + phi'(h) lap h
+
+    which costs one channel instead of one per axis.
+    """
+
+    axes: tuple[int, ...]
+
+
+Key = Index | Trace
+
+
+def _order(key: Key) -> int:
+    return 2 if isinstance(key, Trace) else len(key)
+
+
+def closure(requests: Iterable[Key]) -> tuple[Key, ...]:
+    """All non-empty sub-multi-indices of the requests (and the first derivatives a Laplacian
+    is built from), ordered by derivative order."""
+    out: set[Key] = set()
     for request in requests:
+        if isinstance(request, Trace):
+            out.add(request)
+            out.update((a,) for a in request.axes)
+            continue
         request = tuple(sorted(request))
         for size in range(1, len(request) + 1):
             out.update(tuple(sorted(c)) for c in itertools.combinations(request, size))
-    return tuple(sorted(out, key=lambda index: (len(index), index)))
+    return tuple(sorted(out, key=lambda key: (_order(key), isinstance(key, Trace), str(key))))
 
 
 @functools.lru_cache(maxsize=256)
@@ -144,6 +178,8 @@ def _chebyshev_derivatives(x: Tensor, degree: int, n_derivatives: int) -> list[T
 
 def _tanh_derivatives(t: Tensor, n: int) -> list[Tensor]:
     """tanh and its first four derivatives, as functions of t = tanh(x)."""
+    if n == 0:
+        return [t]
     s = 1 - t * t
     return [t, s, -2 * t * s, s * (6 * t * t - 2), s * t * (16 - 24 * t * t)][: n + 1]
 
@@ -170,22 +206,37 @@ def _compose(outer: list[Tensor], inner: list[Tensor], m: int) -> Tensor:
 
 
 def base_derivatives(name: str, x: Tensor, order: int) -> list[Tensor]:
-    """The base function b and its first ``order`` derivatives at ``x`` ``(N, n_in)``."""
-    if name == "silu":
-        sigma = torch.sigmoid(x)
-        q = sigma * (1 - sigma)
-        q1 = q * (1 - 2 * sigma)
-        q2 = q * ((1 - 2 * sigma) ** 2 - 2 * q)
-        values = [x * sigma, sigma + x * q, 2 * q + x * q1, 3 * q1 + x * q2]
-    elif name == "tanh":
-        values = _tanh_derivatives(torch.tanh(x), 3)
-    elif name == "identity":
-        values = [x, torch.ones_like(x), torch.zeros_like(x), torch.zeros_like(x)]
-    else:
-        raise ValueError(f"no closed-form derivatives for base function {name!r}")
+    """The base function b and its first ``order`` (<= 3) derivatives at ``x``."""
     if order > 3:
         raise ValueError("closed-form derivatives are implemented up to third order")
-    return values[: order + 1]
+    if name == "silu":
+        return _silu_derivatives(x, order)
+    if name == "tanh":
+        return _tanh_derivatives(torch.tanh(x), order)
+    if name == "identity":
+        return [x, torch.ones_like(x), torch.zeros_like(x), torch.zeros_like(x)][: order + 1]
+    raise ValueError(f"no closed-form derivatives for base function {name!r}")
+
+
+def _silu_derivatives(x: Tensor, order: int) -> list[Tensor]:
+    """x sigma(x) and its derivatives; with q = sigma' = sigma (1 - sigma), the m-th
+    derivative is m sigma^(m-1) + x sigma^(m)."""
+    sigma = torch.sigmoid(x)
+    values = [x * sigma]
+    if order == 0:
+        return values
+    q = sigma * (1 - sigma)
+    values.append(torch.addcmul(sigma, x, q))
+    if order == 1:
+        return values
+    slope = 1 - 2 * sigma
+    q1 = q * slope
+    values.append(torch.addcmul(2 * q, x, q1))
+    if order == 2:
+        return values
+    q2 = q * (slope * slope - 2 * q)
+    values.append(torch.addcmul(3 * q1, x, q2))
+    return values
 
 
 def is_uniform_cubic(layer: KANLayer) -> bool:
@@ -218,55 +269,58 @@ def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
 
     Each point lies in one knot interval, where only four basis functions are non-zero; they
     are cubic polynomials of the position u in [0, 1) inside the interval, evaluated for all
-    derivative orders at once as ``[1, u, u^2, u^3]`` times a constant matrix.
+    derivative orders at once as a constant matrix times ``[1, u, u^2, u^3]``. The layout puts
+    the points last, so every elementwise operation runs over long contiguous rows.
 
     Args:
-        x: ``(N, n_in)`` points.
+        x: ``(n_in, N)`` points, one row per input.
         knots: ``(n_in, K)`` evenly spaced knots per input.
         n_derivatives: highest x-derivative wanted (at most 3).
 
     Returns:
-        ``(index (N, n_in, 4), [values (N, n_in, 4) for derivative orders 0..n_derivatives])``:
-        basis numbers (clamped into range) and values (zero where the basis function does not
-        exist or the point lies outside the knots).
+        ``(index (4, n_in, N), [values (4, n_in, N) for u-derivative orders 0..n_derivatives],
+        1 / width (n_in, 1))``: basis numbers (``size``, a spare slot that the contractions
+        ignore, where the basis function does not exist or the point lies outside the knots),
+        values, and the factor that turns a u-derivative into an x-derivative (the k-th needs
+        its k-th power).
     """
-    start, width = knots[:, 0], knots[:, 1] - knots[:, 0]
+    start, width = knots[:, :1], knots[:, 1:2] - knots[:, :1]
     position = (x - start) / width
     interval = torch.floor(position.detach())
     u = position - interval
-    powers = torch.stack([torch.ones_like(u), u, u * u, u * u * u], dim=-1)
     count = n_derivatives + 1
+    powers = torch.stack([torch.ones_like(u), u, u * u, u * u * u])
     matrix = torch.tensor(CUBIC[:count], dtype=x.dtype, device=x.device)
-    matrix = matrix.permute(1, 0, 2).reshape(4, 4 * count)
-    scale = (1 / width).unsqueeze(-1) ** torch.arange(count, dtype=x.dtype, device=x.device)
+    matrix = matrix.transpose(1, 2).reshape(4 * count, 4)
+    pieces = (matrix @ powers.reshape(4, -1)).reshape(count, 4, *x.shape)
     size = knots.shape[1] - 4
-    basis = interval.long().unsqueeze(-1) + torch.arange(-3, 1, device=x.device)
-    valid = ((basis >= 0) & (basis < size)).to(x.dtype)
-    pieces = (powers @ matrix).reshape(*u.shape, count, 4)
-    pieces = pieces * (scale.unsqueeze(-1) * valid.unsqueeze(-2))
-    return basis.clamp(0, size - 1), list(pieces.unbind(-2))
+    offsets = torch.arange(-3, 1, device=x.device).view(4, 1, 1)
+    basis = interval.long().unsqueeze(0) + offsets
+    basis = torch.where((basis >= 0) & (basis < size), basis, size)
+    return basis, list(pieces.unbind(0)), 1 / width
 
 
 def layer_jet(
-    layer: KANLayer, value: Tensor, derivs: dict[Index, Tensor | None], indices: tuple[Index, ...]
-) -> tuple[Tensor, dict[Index, Tensor]]:
-    """Value ``(N, n_out)`` and derivatives of a layer's output from those of its input.
+    layer: KANLayer, value: Tensor, derivs: dict[Key, Tensor | None], indices: tuple[Key, ...]
+) -> tuple[Tensor, dict[Key, Tensor]]:
+    """Value ``(n_out, N)`` and derivatives of a layer's output from those of its input.
 
-    Uniform cubic layers take the local path (products on the four non-zero basis values, one
-    scatter into the basis matrix); others use the dense basis derivatives.
+    Everything is laid out points-last (``(features, N)``). Uniform cubic layers take the local
+    path (products on the four non-zero basis values, one scatter into the basis matrix); others
+    use the dense basis derivatives.
 
     Args:
         layer: the KAN layer.
-        value: ``(N, n_in)`` input.
-        derivs: input derivatives ``(N, n_in)`` by multi-index (None where identically zero).
+        value: ``(n_in, N)`` input.
+        derivs: input derivatives ``(n_in, N)`` by multi-index (None where identically zero).
         indices: multi-indices to produce, closed under sub-multi-indices.
     """
-    order = max((len(i) for i in indices), default=0)
-    index = None
+    order = max((_order(i) for i in indices), default=0)
+    index, inv_width = None, None
     if is_uniform_cubic(layer):
-        index, spline = uniform_cubic_local(value, layer.knots, order)
+        index, spline, inv_width = uniform_cubic_local(value, layer.knots, order)
     else:
-        spline = basis_derivatives(layer, value, order)
+        spline = [b.permute(2, 1, 0) for b in basis_derivatives(layer, value.T, order)]
     base = base_derivatives(layer.base, value, order) if layer.base is not None else None
     rows, base_rows, names = [spline[0]], [base[0]] if base else [], []
     for multi in indices:
@@ -274,26 +328,91 @@ def layer_jet(
         if not factors:
             continue
         names.append(multi)
-        rows.append(sum(spline[k] * q.unsqueeze(-1) for k, q in factors.items()))
+        rows.append(_combine(spline, _in_u(factors, inv_width)))
         if base:
-            base_rows.append(sum(base[k] * q for k, q in factors.items()))
-    count, n = len(rows), value.shape[0]
+            base_rows.append(_combine(base, factors))
     stacked = torch.stack(rows)
-    if index is not None:
-        dense = stacked.new_zeros(count, n, layer.n_in, layer.basis.size)
-        stacked = dense.scatter_add(-1, index.expand(count, -1, -1, -1), stacked)
-    coef = layer.effective_coef().reshape(-1, layer.n_out)
-    out = (stacked.reshape(count * n, -1) @ coef).reshape(count, n, -1)
+    if index is not None and layer.n_out <= FEW_OUTPUTS:
+        out = _contract_local(layer, stacked, index)
+    else:
+        out = _contract_dense(layer, stacked, index)
     if base:
-        out = out + torch.stack(base_rows) @ layer.scale_base
+        out = out + _contract(layer.scale_base.T, torch.stack(base_rows))
     new = dict.fromkeys(indices)
     new.update(zip(names, out[1:], strict=True))
     return out[0], new
 
 
-def _chain_factors(index: Index, derivs: dict[Index, Tensor | None]) -> dict[int, Tensor]:
+def _in_u(factors: dict[int, Tensor], inv_width: Tensor | None) -> dict[int, Tensor]:
+    """Chain factors for u-derivatives of the basis: the k-th times (du/dx)^k."""
+    if inv_width is None:
+        return factors
+    return {k: q * inv_width**k for k, q in factors.items()}
+
+
+def _combine(values: list[Tensor], factors: dict[int, Tensor]) -> Tensor:
+    """``sum_k values[k] * factors[k]``, fused where there are two terms."""
+    terms = sorted(factors.items())
+    (k, q), rest = terms[0], terms[1:]
+    out = values[k] * q
+    for k, q in rest:
+        out = torch.addcmul(out, values[k], q)
+    return out
+
+
+def _contract_dense(layer: KANLayer, stacked: Tensor, index: Tensor | None) -> Tensor:
+    """``(count, n_out, N)`` from basis rows ``(count, size or 4, n_in, N)`` through the dense
+    basis matrix (local rows are scattered into it first): one batched matrix product."""
+    count, n = stacked.shape[0], stacked.shape[-1]
+    stacked = stacked.reshape(count, -1)
+    if index is not None:
+        stacked = _scatter_local(stacked, index, layer.basis.size)
+    coef = layer.effective_coef().permute(2, 1, 0).reshape(layer.n_out, -1)
+    return _contract(coef, stacked.view(count, -1, n))
+
+
+def _contract_local(layer: KANLayer, local: Tensor, index: Tensor) -> Tensor:
+    """``(count, n_out, N)`` from local rows ``(count, 4, n_in, N)`` for a layer with few
+    outputs: the four coefficients each point meets are gathered instead of building the
+    dense basis matrix (which would be mostly zeros and cost more memory than arithmetic)."""
+    n_in, slots = layer.n_in, layer.basis.size + 1
+    inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
+    coef = torch.nn.functional.pad(layer.effective_coef(), (0, 0, 0, 1))  # zero spare slot
+    weights = coef.reshape(n_in * slots, layer.n_out)[index + inputs * slots]
+    outputs = [(local * weights[..., o]).sum((1, 2)) for o in range(layer.n_out)]
+    return torch.stack(outputs, dim=1)
+
+
+def _scatter_local(local: Tensor, index: Tensor, size: int) -> Tensor:
+    """Local values ``(count, 4 * n_in * N)`` into the dense ``(count, size * n_in * N)``.
+
+    One flat index per point and basis function, so the scatter (and the gather of its
+    backward) runs along contiguous rows. Entries for the spare slot ``size`` land past the
+    end of each row's dense part and are dropped.
+    """
+    _, n_in, n = index.shape
+    inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
+    points = torch.arange(n, device=index.device)
+    flat = ((index * n_in + inputs) * n + points).reshape(1, -1).expand(local.shape[0], -1)
+    dense = local.new_zeros(local.shape[0], (size + 1) * n_in * n)
+    return dense.scatter_add_(1, flat, local)[:, : size * n_in * n]
+
+
+def _contract(matrix: Tensor, batch: Tensor) -> Tensor:
+    """``matrix (a, b) @ batch[c] (b, N)`` for every ``c``, as one batched product."""
+    return torch.bmm(matrix.expand(batch.shape[0], -1, -1), batch)
+
+
+def _chain_factors(index: Key, derivs: dict[Key, Tensor | None]) -> dict[int, Tensor]:
     """For each k, the sum over partitions of ``index`` into k blocks of prod d^B h."""
     factors: dict[int, Tensor] = {}
+    if isinstance(index, Trace):
+        squares = [derivs[(a,)] ** 2 for a in index.axes if derivs[(a,)] is not None]
+        if squares:
+            factors[2] = functools.reduce(torch.add, squares)
+        if derivs.get(index) is not None:
+            factors[1] = derivs[index]
+        return factors
     for blocks in partitions(index):
         terms = [derivs.get(b) for b in blocks]
         if any(t is None for t in terms):
@@ -304,24 +423,27 @@ def _chain_factors(index: Index, derivs: dict[Index, Tensor | None]) -> dict[int
     return factors
 
 
-def network_jet(layers, x: Tensor, scale: Tensor, requests: Iterable[Index]):
+def network_jet(layers, x: Tensor, scale: Tensor, requests: Iterable[Key]):
     """Value and requested derivatives of a KAN at normalised inputs ``x`` ``(N, d)``.
 
     Args:
         layers: the KAN's layers.
         x: ``(N, d)`` normalised inputs.
         scale: ``(d,)`` d(normalised)/d(physical) per coordinate.
-        requests: multi-indices of physical coordinates.
+        requests: multi-indices of physical coordinates, or :class:`Trace` Laplacians.
 
     Returns:
         ``(value (N, m), {index: (N, m)})`` for every index in the closure of the requests.
     """
     indices = closure(requests)
-    first = torch.diag(scale).unsqueeze(0).expand(x.shape[0], -1, -1)
-    derivs: dict[Index, Tensor | None] = {
-        i: (first[:, i[0]] if len(i) == 1 else None) for i in indices
-    }
-    value = x
+    d, n = x.shape[1], x.shape[0]
+    derivs: dict[Key, Tensor | None] = dict.fromkeys(indices)
+    for i in indices:
+        if not isinstance(i, Trace) and len(i) == 1:
+            first = x.new_zeros(d, n)
+            first[i[0]] = scale[i[0]]
+            derivs[i] = first
+    value = x.T.contiguous()
     for layer in layers:
         value, derivs = layer_jet(layer, value, derivs, indices)
-    return value, derivs
+    return value.T, {i: None if v is None else v.T for i, v in derivs.items()}

@@ -79,7 +79,12 @@ class State:
         if self._engine is None:
             analytic = self.requests is not None and not self.requests.autograd
             if analytic and supports_analytic(self._model):
-                self._engine = AnalyticEngine(self._model, self.points, self.requests)
+                make = getattr(self._model, "analytic_engine", None)
+                self._engine = (
+                    AnalyticEngine(self._model, self.points, self.requests)
+                    if make is None
+                    else make(self.points, self.requests)
+                )
             else:
                 self._engine = AutogradEngine(self._model, self.points)
         return self._engine
@@ -129,6 +134,9 @@ class State:
     def lap(self, expr: Tensor) -> Tensor:
         """Spatial Laplacian ``(N, 1)`` of an expression."""
         names = [self.coordinates[i] for i in self.spatial]
+        own_field = isinstance(expr, FieldTensor) and expr.kp_state is self
+        if own_field and len(names) > 1 and hasattr(self.engine, "laplacian"):
+            return self.engine.laplacian(expr.kp_field, self.spatial)
         return sum(self.d(expr, c, c) for c in names)
 
     def __getattr__(self, name: str):
