@@ -218,6 +218,34 @@ def base_derivatives(name: str, x: Tensor, order: int) -> list[Tensor]:
     raise ValueError(f"no closed-form derivatives for base function {name!r}")
 
 
+def _base_jet(name: str, x: Tensor, order: int) -> list[Tensor]:
+    """:func:`base_derivatives`, differentiable in ``x`` through one autograd node whose
+    backward is the next derivative (instead of a graph of a dozen elementwise operations)."""
+    if not x.requires_grad or order >= 3:
+        return base_derivatives(name, x, order)
+    return list(_ElementwiseJet.apply(x, functools.partial(base_derivatives, name), order))
+
+
+class _ElementwiseJet(torch.autograd.Function):
+    """Derivatives 0..order of an elementwise function; backward uses derivative order + 1."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, evaluate, order: int):
+        values = evaluate(x.detach(), order + 1)
+        ctx.save_for_backward(*values[1:])
+        return tuple(values[: order + 1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        total = None
+        for grad, derivative in zip(grads, ctx.saved_tensors, strict=True):
+            if grad is None:
+                continue
+            total = grad * derivative if total is None else torch.addcmul(total, grad, derivative)
+        return total, None, None
+
+
 def _silu_derivatives(x: Tensor, order: int) -> list[Tensor]:
     """x sigma(x) and its derivatives; with q = sigma' = sigma (1 - sigma), the m-th
     derivative is m sigma^(m-1) + x sigma^(m)."""
@@ -321,7 +349,7 @@ def layer_jet(
         index, spline, inv_width = uniform_cubic_local(value, layer.knots, order)
     else:
         spline = [b.permute(2, 1, 0) for b in basis_derivatives(layer, value.T, order)]
-    base = base_derivatives(layer.base, value, order) if layer.base is not None else None
+    base = _base_jet(layer.base, value, order) if layer.base is not None else None
     rows, base_rows, names = [spline[0]], [base[0]] if base else [], []
     for multi in indices:
         factors = _chain_factors(multi, derivs)
@@ -365,9 +393,11 @@ def _contract_dense(layer: KANLayer, stacked: Tensor, index: Tensor | None) -> T
     basis matrix (local rows are scattered into it first): one batched matrix product."""
     count, n = stacked.shape[0], stacked.shape[-1]
     stacked = stacked.reshape(count, -1)
+    coef = layer.effective_coef()
     if index is not None:
         stacked = _scatter_local(stacked, index, layer.basis.size)
-    coef = layer.effective_coef().permute(2, 1, 0).reshape(layer.n_out, -1)
+        coef = torch.nn.functional.pad(coef, (0, 0, 0, 1))  # zero spare slot
+    coef = coef.permute(2, 1, 0).reshape(layer.n_out, -1)
     return _contract(coef, stacked.view(count, -1, n))
 
 
@@ -378,24 +408,25 @@ def _contract_local(layer: KANLayer, local: Tensor, index: Tensor) -> Tensor:
     n_in, slots = layer.n_in, layer.basis.size + 1
     inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
     coef = torch.nn.functional.pad(layer.effective_coef(), (0, 0, 0, 1))  # zero spare slot
-    weights = coef.reshape(n_in * slots, layer.n_out)[index + inputs * slots]
-    outputs = [(local * weights[..., o]).sum((1, 2)) for o in range(layer.n_out)]
+    columns = coef.reshape(n_in * slots, layer.n_out).T
+    flat = index + inputs * slots
+    outputs = [(local * column.take(flat)).sum((1, 2)) for column in columns]
     return torch.stack(outputs, dim=1)
 
 
 def _scatter_local(local: Tensor, index: Tensor, size: int) -> Tensor:
-    """Local values ``(count, 4 * n_in * N)`` into the dense ``(count, size * n_in * N)``.
+    """Local values ``(count, 4 * n_in * N)`` into the dense ``(count, (size + 1) * n_in * N)``
+    (the last slot is the spare one, met by zero coefficients).
 
     One flat index per point and basis function, so the scatter (and the gather of its
-    backward) runs along contiguous rows. Entries for the spare slot ``size`` land past the
-    end of each row's dense part and are dropped.
+    backward) runs along contiguous rows.
     """
     _, n_in, n = index.shape
     inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
     points = torch.arange(n, device=index.device)
     flat = ((index * n_in + inputs) * n + points).reshape(1, -1).expand(local.shape[0], -1)
     dense = local.new_zeros(local.shape[0], (size + 1) * n_in * n)
-    return dense.scatter_add_(1, flat, local)[:, : size * n_in * n]
+    return dense.scatter_add_(1, flat, local)
 
 
 def _contract(matrix: Tensor, batch: Tensor) -> Tensor:
