@@ -83,6 +83,16 @@ def test_uniform_cubic_layers_take_the_local_path_and_adaptive_ones_do_not():
     assert all(jet.is_uniform_cubic(layer) for layer in float32.layers)
 
 
+def test_float32_models_cast_to_float64_keep_exactly_uniform_knots():
+    net = kp.KAN([2, 5, 1], basis=kp.BSpline(grid=7, grid_range=(-1.3, 0.9))).double()
+    assert all(jet.is_uniform_cubic(layer) for layer in net.layers)
+    knots = net.layers[0].knots
+    assert torch.allclose(knots[:, 3], torch.full_like(knots[:, 3], -1.3), atol=1e-6)  # float32
+    x = torch.rand(300, 2, dtype=F64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    adapted = net.update_grid(x)  # adaptive knots are not evened out by a cast
+    assert not jet.is_uniform_cubic(adapted.float().double().layers[0])
+
+
 def test_local_cubic_basis_equals_the_recursion_including_derivatives():
     knots = kp.BSpline(grid=6).initial_knots(2, F64)
     x = torch.linspace(-2.6, 2.6, 500, dtype=F64).reshape(-1, 1).expand(-1, 2)  # past the knots

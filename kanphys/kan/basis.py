@@ -21,6 +21,7 @@ __all__ = [
     "bspline_levels",
     "extend_knots",
     "reciprocal",
+    "snap_uniform",
 ]
 
 
@@ -119,6 +120,20 @@ class BSpline:
 
     def config(self) -> dict:
         return {"type": "BSpline", **asdict(self), "grid_range": list(self.grid_range)}
+
+
+def snap_uniform(knots: Tensor, source: torch.dtype) -> Tensor:
+    """Knot rows ``(n_in, K)`` that are evenly spaced to within the round-off of ``source``
+    recomputed as exactly evenly spaced in their own dtype; other rows are left as they are."""
+    if knots.shape[-1] < 2 or not source.is_floating_point:
+        return knots
+    widths = knots[:, 1:] - knots[:, :-1]
+    spread = (widths - widths.mean(dim=1, keepdim=True)).abs().amax(dim=1)
+    tolerance = 64 * torch.finfo(source).eps * knots.abs().amax(dim=1)
+    steps = torch.arange(knots.shape[1], dtype=knots.dtype, device=knots.device)
+    width = (knots[:, -1:] - knots[:, :1]) / (knots.shape[1] - 1)
+    even = knots[:, :1] + steps * width
+    return torch.where((spread <= tolerance).unsqueeze(1), even, knots)
 
 
 @dataclass(frozen=True)

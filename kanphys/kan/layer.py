@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kanphys.kan.basis import Basis, BSpline, extend_knots
+from kanphys.kan.basis import Basis, BSpline, extend_knots, snap_uniform
 
 __all__ = ["BASE_FUNCTIONS", "KANLayer"]
 
@@ -56,6 +56,15 @@ class KANLayer(nn.Module):
         else:
             uniform = torch.rand((n_in, n_out), generator=generator, dtype=dtype)
             self.scale_base = nn.Parameter(((2 * uniform - 1) * scale).to(device))
+
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.double()``, ...: uniform knots stay exactly uniform in a finer dtype
+        (float32 knots cast to float64 are uniform only to float32 round-off)."""
+        before = self.knots.dtype
+        super()._apply(fn, recurse)
+        if self.knots.dtype != before and self.knots.is_floating_point():
+            self.knots = snap_uniform(self.knots, before)
+        return self
 
     def basis_values(self, x: Tensor) -> Tensor:
         """Basis values ``(N, n_in, size)`` of the layer input ``x`` ``(N, n_in)``."""
