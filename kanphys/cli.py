@@ -84,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     scaling.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
     scaling.add_argument("--threads", type=int, default=1)
     scaling.add_argument("--problem", type=Path, help="default: problems/poisson2d.py")
+    problems = bench.add_parser("problems", help="the problem library: KAN and MLP baseline")
+    problems.add_argument("--only", nargs="+", metavar="NAME", help="these problems only")
+    problems.add_argument(
+        "--json", type=Path, help="records (default results/benchmarks/problems.json; .md beside)"
+    )
+    problems.add_argument("--models", default="kan,mlp", help="kan, mlp or kan,mlp")
+    problems.add_argument(
+        "--budget", type=float, default=1800.0, help="training seconds per model (0: no limit)"
+    )
+    problems.add_argument("--quick", action="store_true", help="quick plans (smoke test)")
+    problems.add_argument("--threads", type=int, default=1)
     export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
     export.add_argument("run_dir", type=Path)
     export.add_argument(
@@ -95,17 +106,67 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--times", help="T0:T1:K (K times) or t1,t2,... for a time series")
     export.add_argument("--fields", help="comma-separated names (default all): u,grad_u,...")
     export.add_argument("--out", type=Path, help="file to write (default RUN_DIR/export/...)")
+    plot = commands.add_parser("plot", help="figures of a run: network, edges, losses, fields")
+    plot.add_argument("run_dir", type=Path)
+    plot.add_argument("--out", type=Path, help="folder for the figures (default RUN_DIR/plots)")
+    plot.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg")
+    plot.add_argument("--no-render", action="store_true", help="skip the PyVista render")
+    _slurm_parser(commands)
+    collect = commands.add_parser("collect", help="one CSV/markdown table of a sweep's metrics")
+    collect.add_argument("dir", type=Path, help="a sweep directory (or runs below it)")
+    from kanphys.symbolic.cli import add_parsers
+
+    add_parsers(commands)
     return parser
+
+
+def _slurm_parser(commands) -> None:
+    slurm = commands.add_parser("slurm", help="SLURM batch jobs").add_subparsers(
+        dest="slurm", required=True
+    )
+    submit = slurm.add_parser(
+        "submit",
+        help="write and submit an sbatch script (a job array for a sweep)",
+        usage="kanphys slurm submit FILE [options] [-- kanphys run arguments]",
+    )
+    submit.add_argument("file", type=Path, help="the problem file")
+    submit.add_argument("--nodes", type=int, default=1)
+    submit.add_argument("--gpus-per-node", type=int, default=0)
+    submit.add_argument("--cpus-per-task", type=int, default=1)
+    submit.add_argument("--nproc-per-node", type=int, help="processes per node (default GPUs)")
+    submit.add_argument("--time", help="time limit [D-]HH:MM:SS")
+    submit.add_argument("--partition")
+    submit.add_argument("--job-name")
+    submit.add_argument(
+        "--sweep", action="append", metavar="KEY=V1,V2", help="one axis of a sweep (repeat)"
+    )
+    submit.add_argument("--out", type=Path, help="sweep directory (default results/slurm/...)")
+    submit.add_argument("--signal-seconds", type=int, default=120, help="USR1 before the limit")
+    submit.add_argument("--no-requeue", action="store_true", help="do not requeue on preemption")
+    submit.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
+    submit.add_argument("--wait", action="store_true", help="wait for the job; its exit status")
+
+
+def _split_run_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``slurm submit ... -- ARGS``: the ARGS go to ``kanphys run`` inside the job."""
+    if argv[:1] == ["slurm"] and "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv, run_args = _split_run_args(list(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     if extra and (args.command != "run" or any(e.startswith("-") or "=" not in e for e in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from kanphys.distributed import detect
+
+    level = logging.INFO if detect().rank == 0 else logging.WARNING  # rank 0 logs
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "info":
         print(info())
         return 0
@@ -121,28 +182,27 @@ def main(argv: list[str] | None = None) -> int:
         from kanphys.bench import scaling
 
         return scaling.main(args)
+    if args.command == "bench" and args.bench == "problems":
+        from kanphys.bench import problems
+
+        return problems.main(args)
     if args.command == "export":
         return _export(args)
-    from kanphys.runner import RunOptions, resume, run
+    if args.command == "plot":
+        return _plot(args)
+    if args.command in ("symbolic", "regress"):
+        return _symbolic(args)
+    if args.command in ("slurm", "collect"):
+        return _cluster(args, run_args)
+    from kanphys.distributed import session
     from kanphys.train.loss import TrainingError
     from kanphys.train.trainer import Preempted
 
     progress = not args.no_progress and sys.stderr.isatty()
+    device = args.device if args.command == "run" else _recorded_device(args.run_dir)
     try:
-        if args.command == "run":
-            options = RunOptions(
-                out=args.out,
-                quick=args.quick,
-                seed=args.seed,
-                device=args.device,
-                dtype=args.dtype,
-                overrides=parse_overrides(args.overrides),
-                resolution=args.resolution,
-                progress=progress,
-            )
-            result = run(args.file, options)
-        else:
-            result = resume(args.run_dir, progress=progress)
+        with session(device) as comm:
+            result = _run_or_resume(args, progress, comm)
     except Preempted as stop:
         print(f"kanphys: {stop}; continue with `kanphys resume`", file=sys.stderr)
         return EXIT_PREEMPTED
@@ -150,10 +210,69 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kanphys: error: {error}", file=sys.stderr)
         return 2
     metrics = result.metrics
-    print(
-        f"{result.path}: rel_l2 {metrics['rel_l2']}  steps {metrics['steps']}  "
-        f"time {metrics['wall_time_s']:.1f} s"
-    )
+    if comm.is_main:
+        print(
+            f"{result.path}: rel_l2 {metrics['rel_l2']}  steps {metrics['steps']}  "
+            f"time {metrics['wall_time_s']:.1f} s"
+        )
+    return 0
+
+
+def _run_or_resume(args: argparse.Namespace, progress: bool, comm):
+    from kanphys.runner import RunOptions, resume, run
+
+    if args.command == "run":
+        options = RunOptions(
+            out=args.out,
+            quick=args.quick,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            overrides=parse_overrides(args.overrides),
+            resolution=args.resolution,
+            progress=progress,
+        )
+        return run(args.file, options, comm=comm)
+    return resume(args.run_dir, progress=progress, comm=comm)
+
+
+def _recorded_device(run_dir: Path) -> str:
+    """The device a run directory was trained on (to pick the backend before resuming)."""
+    try:
+        return str(json.loads((run_dir / "config.json").read_text()).get("device", "cpu"))
+    except (OSError, ValueError):
+        return "cpu"  # resume reports the missing or broken run directory
+
+
+def _cluster(args: argparse.Namespace, run_args: list[str]) -> int:
+    """``kanphys slurm submit`` and ``kanphys collect``."""
+    try:
+        if args.command == "collect":
+            from kanphys.collect import main as collect
+
+            csv_path, md_path, table = collect(args.dir)
+            print(table, end="")
+            print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+            return 0
+        from kanphys import slurm
+
+        args.run_args = run_args
+        return slurm.main(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"kanphys: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from kanphys.plot import plot_run
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    try:
+        written = plot_run(args.run_dir, args.out, formats=formats, render=not args.no_render)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"kanphys: error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(str(path) for path in written))
     return 0
 
 
@@ -177,6 +296,16 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(str(path) for path in written))
     return 0
+
+
+def _symbolic(args: argparse.Namespace) -> int:
+    from kanphys.symbolic.cli import main_regress, main_symbolic
+
+    try:
+        return main_symbolic(args) if args.command == "symbolic" else main_regress(args)
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        print(f"kanphys: error: {error}", file=sys.stderr)
+        return 2
 
 
 def info() -> str:

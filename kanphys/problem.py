@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +25,13 @@ __all__ = [
     "Data",
     "Dirichlet",
     "Initial",
+    "InitialRate",
     "Neumann",
     "Parameter",
+    "Periodic",
     "Problem",
     "ProblemError",
+    "Robin",
     "as_column",
 ]
 
@@ -196,6 +200,115 @@ class Initial:
         return f"Initial {self.field} = {_describe_value(self.value)} at t = t0"
 
 
+@dataclass(frozen=True)
+class InitialRate:
+    """Initial rate ``du/dt(x, t0) = value(x, t0)`` (second order in time, e.g. waves)."""
+
+    name: str
+    field: str
+    value: Value = 0.0
+    on: Region | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
+    def evaluate(self, state: State) -> Tensor:
+        target = evaluate_value(self.value, state.points, f"value of condition {self.name!r}")
+        return state.derivative(state.fields.index(self.field), (state.time_index,)) - target
+
+    def describe(self) -> str:
+        return f"Initial rate d{self.field}/dt = {_describe_value(self.value)} at t = t0"
+
+
+@dataclass(frozen=True)
+class Robin:
+    """Robin condition ``a u + b du/dn = value`` on a boundary region.
+
+    Attributes:
+        name: loss term name.
+        on: boundary region (normals needed).
+        field: field name.
+        a: coefficient of the value.
+        b: coefficient of the outward normal derivative.
+        value: right-hand side, a number or a function of the points ``(N, d)``.
+    """
+
+    name: str
+    on: Region
+    field: str
+    a: float = 1.0
+    b: float = 1.0
+    value: Value = 0.0
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
+    def evaluate(self, state: State) -> Tensor:
+        target = evaluate_value(self.value, state.points, f"value of condition {self.name!r}")
+        u = state.field(self.field)
+        return self.a * u + self.b * dn(u) - target
+
+    def describe(self) -> str:
+        value, u = _describe_value(self.value), self.field
+        return f"Robin {self.a} {u} + {self.b} d{u}/dn = {value} on {self.on.name}"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Soft periodicity in one coordinate: values (and first derivatives) match across.
+
+    Points are drawn on ``on`` (the low face, e.g. ``domain.part("left")``) and paired with the
+    points shifted by ``period`` along ``coordinate``; the residual has one column per field
+    and, with ``derivatives``, one more per field for every first derivative by the spatial
+    coordinates (shape ``(N, k)``).
+
+    Attributes:
+        name: loss term name.
+        on: the low face.
+        coordinate: the periodic coordinate's name.
+        period: the shift from the low face to the high one.
+        fields: the periodic fields (default: all of the problem's fields).
+        derivatives: also match the first derivatives.
+    """
+
+    name: str
+    on: Region
+    coordinate: str
+    period: float
+    fields: tuple[str, ...] = ()
+    derivatives: bool = True
+
+    def __post_init__(self) -> None:
+        fields = (self.fields,) if isinstance(self.fields, str) else tuple(self.fields)
+        object.__setattr__(self, "fields", fields)
+
+    def partner(self, points: Tensor, coordinates: Sequence[str]) -> Tensor:
+        """The matching points ``(N, d)`` on the opposite face."""
+        shift = torch.zeros(points.shape[1], dtype=points.dtype, device=points.device)
+        shift[list(coordinates).index(self.coordinate)] = self.period
+        return points + shift
+
+    def evaluate(self, low: State, high: State) -> Tensor:
+        """Differences ``(N, k)`` between the states at the paired points."""
+        names = self.fields or low.fields
+        columns = []
+        for name in names:
+            a, b = low.field(name), high.field(name)
+            columns.append(a - b)
+            if self.derivatives:
+                for i in low.spatial:
+                    index = low.fields.index(name)
+                    columns.append(low.derivative(index, (i,)) - high.derivative(index, (i,)))
+        return torch.cat(columns, dim=1)
+
+    def describe(self) -> str:
+        what = ", ".join(self.fields) or "all fields"
+        extra = " and first derivatives" if self.derivatives else ""
+        return f"Periodic {what}{extra} in {self.coordinate} with period {self.period}"
+
+
 @dataclass(frozen=True, eq=False)
 class Data:
     """Observations of fields at fixed points (an inverse problem's data).
@@ -235,7 +348,7 @@ class Data:
         return f"Data {', '.join(self.fields)} at {self.points.shape[0]} points"
 
 
-AnyCondition = Condition | Dirichlet | Neumann | Initial | Data
+AnyCondition = Condition | Dirichlet | Neumann | Robin | Initial | InitialRate | Periodic | Data
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,6 +365,10 @@ class Problem:
         parameters: unknown scalars (inverse problems).
         exact: exact or reference solution per field, functions of the points ``(N, d)``.
         description: free text shown when the problem is printed.
+        constants: named known constants, ``s.<name>`` in residuals (a 0-d tensor); a plan's
+            :class:`~kanphys.train.plan.Curriculum` can ramp them over the stages.
+        constraints: hard constraints (:class:`kanphys.constraints.Constraints`) built into
+            every surrogate of this problem: exact boundary or initial values, periodicity.
     """
 
     name: str
@@ -262,6 +379,8 @@ class Problem:
     parameters: Sequence[Parameter] = ()
     exact: Mapping[str, Callable[[Tensor], Tensor]] | None = None
     description: str = ""
+    constants: Mapping[str, float] = field(default_factory=dict)
+    constraints: Any = None
 
     def __post_init__(self) -> None:
         fields = (self.fields,) if isinstance(self.fields, str) else tuple(self.fields)
@@ -270,6 +389,7 @@ class Problem:
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "parameters", tuple(self.parameters))
         object.__setattr__(self, "exact", dict(self.exact or {}))
+        object.__setattr__(self, "constants", {k: float(v) for k, v in self.constants.items()})
         validate(self)
 
     @property
@@ -294,7 +414,13 @@ class Problem:
         ``requests`` (a :class:`~kanphys.derivatives.analytic.Requests`) selects the closed-form
         derivative engine for KAN surrogates; without it autograd is used.
         """
-        params = getattr(model, "params", {})
+        params = {
+            **{
+                k: torch.tensor(v, dtype=points.dtype, device=points.device)
+                for k, v in self.constants.items()
+            },
+            **getattr(model, "params", {}),
+        }
         return State(
             model,
             points,
@@ -315,6 +441,10 @@ class Problem:
             f"  coordinates: {', '.join(self.coordinates)}",
             f"  fields:      {', '.join(self.fields)}",
         ]
+        if self.constants:
+            lines.append(
+                "  constants:   " + ", ".join(f"{k} = {v:g}" for k, v in self.constants.items())
+            )
         if self.parameters:
             lines.append(
                 "  parameters:  " + ", ".join(f"{p.name} (init {p.init})" for p in self.parameters)
@@ -351,6 +481,8 @@ def validate(problem: Problem) -> None:
         _check_name(name, "field", taken)
     for p in problem.parameters:
         _check_name(p.name, "parameter", taken)
+    for name in problem.constants:
+        _check_name(name, "constant", taken)
     terms: set[str] = set()
     for name, residual in problem.equations.items():
         _check_name(name, "equation", terms)
@@ -362,6 +494,11 @@ def validate(problem: Problem) -> None:
         _check_condition(problem, condition, terms)
     if not terms:
         raise ProblemError(f"problem {problem.name!r} has no equations and no conditions")
+    if problem.constraints is not None:
+        try:
+            problem.constraints.bind(problem.coordinates, problem.fields)
+        except (AttributeError, ValueError) as error:
+            raise ProblemError(f"problem {problem.name!r}: constraints: {error}") from error
     for name, function in problem.exact.items():
         if name not in problem.fields:
             raise ProblemError(
@@ -381,7 +518,12 @@ def _check_condition(problem: Problem, condition: AnyCondition, terms: set[str])
                 f"condition {condition.name!r} refers to unknown field {name!r}; "
                 f"the fields are {problem.fields}"
             )
-    if isinstance(condition, Initial) and problem.time_index is None:
+    if isinstance(condition, Periodic) and condition.coordinate not in problem.coordinates:
+        raise ProblemError(
+            f"periodic condition {condition.name!r}: unknown coordinate {condition.coordinate!r};"
+            f" the coordinates are {problem.coordinates}"
+        )
+    if isinstance(condition, (Initial, InitialRate)) and problem.time_index is None:
         raise ProblemError(f"initial condition {condition.name!r} needs a time-dependent domain")
     if isinstance(condition, Data):
         _check_inside(problem, condition.name, condition.points, "its data")
@@ -394,6 +536,9 @@ def _check_condition(problem: Problem, condition: AnyCondition, terms: set[str])
             )
         points = region.sample(64, seed=0, method="uniform").points
         _check_inside(problem, condition.name, points, f"its region {region.name!r}")
+        if isinstance(condition, Periodic):
+            partner = condition.partner(torch.as_tensor(points), problem.coordinates).numpy()
+            _check_inside(problem, condition.name, partner, "its shifted (partner) points")
 
 
 def _check_inside(problem: Problem, name: str, points: np.ndarray, what: str) -> None:
@@ -411,6 +556,6 @@ def _check_inside(problem: Problem, name: str, points: np.ndarray, what: str) ->
 
 def condition_region(problem: Problem, condition: AnyCondition) -> Region:
     """The region a condition's points are sampled from."""
-    if isinstance(condition, Initial):
+    if isinstance(condition, (Initial, InitialRate)):
         return condition.on if condition.on is not None else problem.domain.initial
     return condition.on

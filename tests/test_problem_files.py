@@ -7,12 +7,15 @@ import pytest
 import torch
 
 from kanphys.problem import Data
-from kanphys.runner import load_problem_file
+from kanphys.runner import load_problem_file, n_inputs
 from kanphys.train.batch import INTERIOR, sample_points, to_tensors
 from kanphys.train.loss import residuals
 from kanphys.train.plan import Sampler
 
 PROBLEM_FILES = sorted((Path(__file__).resolve().parents[1] / "problems").glob("*.py"))
+# references computed on a grid and interpolated: their residual is checked, to the solver's
+# accuracy, in tests/test_problem_library.py
+COMPUTED_REFERENCES = {"allen_cahn", "cavity"}
 F64 = torch.float64
 
 
@@ -51,7 +54,7 @@ def test_problem_file_loads_with_a_matching_model_and_plan(source):
     assert set(problem.exact) == set(problem.fields), "every field needs an exact solution"
     if source.model is not None:
         net = source.model()
-        assert net.widths[0] == problem.domain.dim
+        assert net.widths[0] == n_inputs(problem)
         assert net.widths[-1] == len(problem.fields)
     for plan in (source.plan, source.quick_plan or source.plan.quick()):
         assert set(plan.weights) <= set(problem.terms)
@@ -62,6 +65,8 @@ def test_exact_solution_has_zero_residual_everywhere(source):
     problem = source.problem
     if problem.parameters:
         pytest.skip("inverse problem: the residual vanishes only at the unknown true parameters")
+    if problem.name in COMPUTED_REFERENCES:
+        pytest.skip("computed reference: checked in tests/test_problem_library.py")
     parameters = problem.initial_parameters()
     sampler = Sampler(method="sobol", interior=512, boundary=128, initial=128)
     batch = to_tensors(sample_points(problem, sampler, seed=0, epoch=0), F64, "cpu")

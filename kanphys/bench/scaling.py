@@ -4,16 +4,17 @@ Two studies, one process, one thread by default:
 
 * ``fit``: supervised fitting of ``f(x, y) = exp(sin(pi x) + y^2)`` on ``[-1, 1]^2`` from 1000
   training and 1000 test samples in float64. KANs ``[2, 1, 1]`` and ``[2, 5, 1]`` grow their grid
-  through 3, 5, 10, 20, 50, 100, 200 (then 500, 1000 while the test error still improves),
-  trained at every grid with L-BFGS (the paper's optimiser) and, as a diagnostic of the
-  optimiser, with Levenberg-Marquardt from the same start. tanh MLPs of depth 2 to 4 and width
-  5 to 200 are trained on the same data with Adam then L-BFGS. The slope of log test RMSE
-  against log parameter count is fitted over the grids before the error levels off
-  (:func:`scaling_window`).
+  through 3, 5, 10, 20, 50, 100, 200 (then 500, 1000 while the error still scales), trained
+  at every grid with L-BFGS (the paper's optimiser) until converged or out of budget
+  (:func:`until_converged`) and, as a diagnostic of the optimiser, with Levenberg-Marquardt
+  from the same start; a further LM series of ``[2, 1, 1]`` on 10000 samples shows where 1000
+  samples stop the law. tanh MLPs of depth 2 to 4 and width 5 to 200 are trained on the same
+  data with Adam then L-BFGS. The slope of log test RMSE against log parameter count is fitted
+  over the grids before the error levels off (:func:`scaling_window`).
 * ``pde``: ``problems/poisson2d.py`` with a ``[2, 10, 1]`` KAN on grids 5, 10, 20, 50 (L-BFGS,
   then grid extension, as the problem file's plan) and MLPs from ``[2, 20, 20, 1]`` to
-  ``[2, 100, 100, 100, 1]`` (Adam, then L-BFGS), all in float64: relative L2 error, parameters
-  and wall time.
+  ``[2, 100, 100, 100, 1]`` (Adam, then L-BFGS), each until its loss stops falling or its
+  budget runs out, all in float64: relative L2 error, parameters and wall time.
 
 ``kanphys bench scaling --json results/benchmarks/scaling.json --figure
 results/benchmarks/scaling.png`` writes the records, a Markdown report beside the JSON, and a
@@ -26,7 +27,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -52,12 +53,14 @@ __all__ = [
     "run_study",
     "scaling_window",
     "target_function",
+    "until_converged",
 ]
 
 log = logging.getLogger(__name__)
 DTYPE = torch.float64
 POISSON = Path(__file__).resolve().parents[2] / "problems" / "poisson2d.py"
 TARGET_SLOPE = -3.5
+TARGET_TEXT = {True: "yes", False: "no", None: "-"}
 
 
 def _mlp_widths(depths: Sequence[int], widths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -75,21 +78,35 @@ class Settings:
         seed: seed of the samples and of the first model (restart ``r`` uses ``seed + r``).
         kan_widths: KAN shapes of the fitting study.
         grids: grids every KAN goes through.
-        extra_grids: further grids, each tried only while the previous grid improved the test
-            error.
-        kan_iters: L-BFGS iterations at each grid (fewer when it converges).
+        extra_grids: further grids, each tried only while the grid before was still in the
+            scaling regime (its test error fell at least as ``1 / grid``, see
+            :func:`scaling_window`).
+        kan_iters: at most this many L-BFGS iterations at each grid; training stops earlier
+            once ``chunk`` iterations lower the training RMSE by less than ``fit_rel_tol``.
+        chunk: L-BFGS iterations per round of the convergence check (function fitting).
+        fit_rel_tol: relative fall of the training RMSE over one round below which a fit has
+            converged.
         restarts: random initialisations tried at the first grid; the one with the lowest
             training loss after ``restart_iters`` L-BFGS iterations is kept (the test data is not
             used to choose).
         restart_iters: L-BFGS iterations per restart.
         lm_iters: Levenberg-Marquardt iterations at each grid (0: no LM series).
+        large_n_train: training samples of a further LM series of the ``[2, 1, 1]`` KAN (same
+            test samples), which shows where 1000 samples stop the law (0: none).
         mlp_widths: MLP shapes of the fitting study.
         mlp_adam_steps: Adam steps before L-BFGS for the MLPs.
-        mlp_lbfgs_iters: L-BFGS iterations for the MLPs.
-        pde_kan_stages: ``(grid, L-BFGS steps)`` of the PDE KAN, extended from one to the next.
+        mlp_lbfgs_iters: at most this many L-BFGS iterations for the MLPs, in rounds of
+            ``mlp_chunk`` with the same convergence test as the KANs.
+        mlp_chunk: L-BFGS iterations per round for the MLPs.
+        pde_kan_stages: ``(grid, L-BFGS steps)`` of the PDE KAN, extended from one to the next:
+            the problem file's steps, then further rounds of ``pde_chunk`` steps until converged.
+        pde_kan_max: at most this many L-BFGS steps at each PDE grid.
         pde_mlp_widths: MLP shapes of the PDE study.
         pde_mlp_adam: Adam steps of the PDE MLPs.
-        pde_mlp_lbfgs: L-BFGS steps of the PDE MLPs.
+        pde_mlp_lbfgs: at most this many L-BFGS steps of the PDE MLPs (rounds of ``pde_chunk``).
+        pde_chunk: L-BFGS steps per round of the PDE convergence check.
+        pde_rel_tol: relative fall of the PDE loss over one round below which training has
+            converged.
         pde_interior: interior collocation points (None: the problem file's sampler).
         pde_boundary: boundary points (None: the problem file's sampler).
         pde_resolution: evaluation grid points per axis (None: the default 101).
@@ -102,15 +119,20 @@ class Settings:
     grids: tuple[int, ...] = (3, 5, 10, 20, 50, 100, 200)
     extra_grids: tuple[int, ...] = (500, 1000)
     kan_iters: int = 500
+    chunk: int = 250
+    fit_rel_tol: float = 0.01
     restarts: int = 8
     restart_iters: int = 100
-    lm_iters: int = 200
+    lm_iters: int = 100
+    large_n_train: int = 10000
     mlp_widths: tuple[tuple[int, ...], ...] = _mlp_widths((2,), (5, 10, 20, 50, 100, 200)) + (
         _mlp_widths((3, 4), (5, 10, 20, 50, 100))
     )
     mlp_adam_steps: int = 1000
     mlp_lbfgs_iters: int = 2000
+    mlp_chunk: int = 1000
     pde_kan_stages: tuple[tuple[int, int], ...] = ((5, 300), (10, 400), (20, 800), (50, 800))
+    pde_kan_max: int = 1100
     pde_mlp_widths: tuple[tuple[int, ...], ...] = (
         (2, 20, 20, 1),
         (2, 50, 50, 1),
@@ -119,29 +141,36 @@ class Settings:
     )
     pde_mlp_adam: int = 1000
     pde_mlp_lbfgs: int = 1500
-    pde_interior: int | None = None
-    pde_boundary: int | None = None
+    pde_chunk: int = 300
+    pde_rel_tol: float = 0.1
+    pde_interior: int | None = 1024
+    pde_boundary: int | None = 256
     pde_resolution: int | None = None
 
 
 FULL = Settings()
 QUICK = Settings(
-    n_train=200,
+    n_train=400,
     n_test=200,
     kan_widths=((2, 1, 1),),
     grids=(3, 5, 10),
     extra_grids=(),
-    kan_iters=60,
-    restarts=4,
-    restart_iters=40,
+    kan_iters=100,
+    chunk=50,
+    restarts=8,
+    restart_iters=100,
     lm_iters=15,
+    large_n_train=800,
     mlp_widths=((2, 5, 1),),
     mlp_adam_steps=30,
     mlp_lbfgs_iters=30,
+    mlp_chunk=15,
     pde_kan_stages=((5, 8), (10, 8)),
+    pde_kan_max=16,
     pde_mlp_widths=((2, 8, 8, 1),),
     pde_mlp_adam=10,
     pde_mlp_lbfgs=8,
+    pde_chunk=4,
     pde_interior=128,
     pde_boundary=32,
     pde_resolution=21,
@@ -202,10 +231,14 @@ class Data:
 
 
 def make_data(n_train: int, n_test: int, seed: int) -> Data:
-    """Uniform samples of :func:`target_function` on ``[-1, 1]^2`` in float64."""
+    """Uniform samples of :func:`target_function` on ``[-1, 1]^2`` in float64.
+
+    The test samples are drawn first, so they are the same for every ``n_train``, and a
+    larger training set holds a smaller one (same seed).
+    """
     generator = torch.Generator().manual_seed(seed)
-    x_train = 2 * torch.rand(n_train, 2, generator=generator, dtype=DTYPE) - 1
     x_test = 2 * torch.rand(n_test, 2, generator=generator, dtype=DTYPE) - 1
+    x_train = 2 * torch.rand(n_train, 2, generator=generator, dtype=DTYPE) - 1
     return Data(x_train, target_function(x_train), x_test, target_function(x_test))
 
 
@@ -223,6 +256,30 @@ def n_params_paper(model: KAN) -> int:
 def rmse(model: nn.Module, x: Tensor, y: Tensor) -> float:
     with torch.no_grad():
         return float((model(x) - y).square().mean().sqrt())
+
+
+def until_converged(
+    train_round: Callable[[int], int],
+    error: Callable[[], float],
+    max_steps: int,
+    chunk: int,
+    rel_tol: float,
+) -> tuple[int, bool]:
+    """Train in rounds of ``chunk`` steps until a round lowers ``error()`` by less than
+    ``rel_tol`` (relative), or until ``max_steps`` steps are done.
+
+    ``train_round(n)`` trains for at most ``n`` steps and returns the steps it did. Returns the
+    steps done and whether the error converged (False: the budget ran out first).
+    """
+    done, before = 0, error()
+    while done < max_steps:
+        steps = train_round(min(chunk, max_steps - done))
+        done += steps
+        after = error()
+        if steps == 0 or not after < (1 - rel_tol) * before:
+            return done, True
+        before = after
+    return done, False
 
 
 def lbfgs(model: nn.Module, x: Tensor, y: Tensor, iters: int, history: int = 50) -> int:
@@ -379,51 +436,99 @@ def _initial_kan(widths: Sequence[int], data: Data, s: Settings) -> tuple[KAN, i
     return best, best_seed
 
 
-def kan_fit_series(widths: Sequence[int], data: Data, s: Settings) -> list[dict]:
-    """A KAN through the grids, once per optimiser (L-BFGS; Levenberg-Marquardt if asked)."""
+def fit_lbfgs(model: nn.Module, data: Data, s: Settings) -> tuple[int, bool]:
+    """L-BFGS on the training data until converged (:func:`until_converged`)."""
+    return until_converged(
+        lambda n: lbfgs(model, data.x_train, data.y_train, n),
+        lambda: rmse(model, data.x_train, data.y_train),
+        s.kan_iters,
+        s.chunk,
+        s.fit_rel_tol,
+    )
+
+
+def fit_lm(model: KAN, data: Data, s: Settings) -> tuple[int, bool]:
+    """Levenberg-Marquardt; converged when it stops before ``s.lm_iters``."""
+    done = levenberg_marquardt(model, data.x_train, data.y_train, s.lm_iters)
+    return done, done < s.lm_iters
+
+
+OPTIMIZERS: dict[str, Callable[[KAN, Data, Settings], tuple[int, bool]]] = {
+    "lbfgs": fit_lbfgs,
+    "lm": fit_lm,
+}
+
+
+def kan_fit_series(
+    widths: Sequence[int], data: Data, s: Settings, large: Data | None = None
+) -> list[dict]:
+    """A KAN through the grids, once per optimiser (L-BFGS; Levenberg-Marquardt if asked).
+
+    All series start from the same KAN (:func:`_initial_kan`). With ``large`` (more training
+    samples, the same test samples), a further LM series is fitted to those samples, through
+    ``s.grids`` only (a Jacobian of 10000 samples by the parameters of grid 500 is too large).
+    """
     started = time.perf_counter()
     start, seed = _initial_kan(widths, data, s)
     start_time = time.perf_counter() - started
-    optimizers = {"lbfgs": lambda m: lbfgs(m, data.x_train, data.y_train, s.kan_iters)}
+    runs = [("lbfgs", data)]
     if s.lm_iters > 0:
-        optimizers["lm"] = lambda m: levenberg_marquardt(m, data.x_train, data.y_train, s.lm_iters)
+        runs.append(("lm", data))
+        if large is not None:
+            runs.append(("lm", large))
     records = []
-    for name, train in optimizers.items():
-        model, elapsed, series = copy.deepcopy(start), start_time, []
-        grids = list(s.grids)
-        extra = list(s.extra_grids)
-        while grids:
-            grid = grids.pop(0)
-            stage_start = time.perf_counter()
-            if grid != model.basis.grid:
-                model = model.extend_grid(grid, data.x_train)
-            iterations = train(model)
-            stage = time.perf_counter() - stage_start
-            elapsed += stage
-            series.append(
-                {
-                    "part": "fit",
-                    "model": "KAN",
-                    "widths": list(widths),
-                    "grid": grid,
-                    "optimizer": name,
-                    "n_params": n_params(model),
-                    "n_params_paper": n_params_paper(model),
-                    "n_train": len(data.x_train),
-                    "train_rmse": rmse(model, data.x_train, data.y_train),
-                    "test_rmse": rmse(model, data.x_test, data.y_test),
-                    "iterations": iterations,
-                    "seed": seed,
-                    "stage_time_s": round(stage, 3),
-                    "wall_time_s": round(elapsed, 3),
-                }
-            )
-            log.info("%s", series[-1])
-            improved = len(series) > 1 and series[-1]["test_rmse"] < series[-2]["test_rmse"]
-            if not grids and extra and improved:
-                grids.append(extra.pop(0))
-        records += series
+    for name, samples in runs:
+        model = copy.deepcopy(start)
+        settings = s if samples is data else replace(s, extra_grids=())
+        records += grid_sequence(model, name, samples, settings, seed, start_time)
     return records
+
+
+def grid_sequence(
+    model: KAN, optimizer: str, data: Data, s: Settings, seed: int, elapsed: float
+) -> list[dict]:
+    """Extend ``model`` through the grids, training with ``optimizer`` at each; a record each.
+
+    After the last grid of ``s.grids``, each of ``s.extra_grids`` is tried while the last step
+    was still in the scaling regime (the test error fell at least as ``1 / grid``). Wall times
+    are cumulative from ``elapsed``.
+    """
+    widths, series = model.widths, []
+    grids, extra = list(s.grids), list(s.extra_grids)
+    while grids:
+        grid = grids.pop(0)
+        stage_start = time.perf_counter()
+        if grid != model.basis.grid:
+            model = model.extend_grid(grid, data.x_train)
+        iterations, converged = OPTIMIZERS[optimizer](model, data, s)
+        stage = time.perf_counter() - stage_start
+        elapsed += stage
+        series.append(
+            {
+                "part": "fit",
+                "model": "KAN",
+                "widths": list(widths),
+                "grid": grid,
+                "optimizer": optimizer,
+                "n_params": n_params(model),
+                "n_params_paper": n_params_paper(model),
+                "n_train": len(data.x_train),
+                "train_rmse": rmse(model, data.x_train, data.y_train),
+                "test_rmse": rmse(model, data.x_test, data.y_test),
+                "iterations": iterations,
+                "converged": converged,
+                "seed": seed,
+                "stage_time_s": round(stage, 3),
+                "wall_time_s": round(elapsed, 3),
+            }
+        )
+        log.info("%s", series[-1])
+        errors = [r["test_rmse"] for r in series[-2:]]
+        sizes = [r["grid"] for r in series[-2:]]
+        improving = len(errors) == 2 and scaling_window(sizes, errors) == 2
+        if not grids and extra and improving:
+            grids.append(extra.pop(0))
+    return series
 
 
 def mlp_fit_record(widths: Sequence[int], data: Data, s: Settings) -> dict:
@@ -432,7 +537,13 @@ def mlp_fit_record(widths: Sequence[int], data: Data, s: Settings) -> dict:
     generator = torch.Generator().manual_seed(s.seed)
     model = MLP(widths, generator=generator, dtype=DTYPE)
     adam(model, data.x_train, data.y_train, s.mlp_adam_steps)
-    iterations = lbfgs(model, data.x_train, data.y_train, s.mlp_lbfgs_iters)
+    iterations, converged = until_converged(
+        lambda n: lbfgs(model, data.x_train, data.y_train, n),
+        lambda: rmse(model, data.x_train, data.y_train),
+        s.mlp_lbfgs_iters,
+        s.mlp_chunk,
+        s.fit_rel_tol,
+    )
     elapsed = time.perf_counter() - started
     record = {
         "part": "fit",
@@ -446,6 +557,7 @@ def mlp_fit_record(widths: Sequence[int], data: Data, s: Settings) -> dict:
         "train_rmse": rmse(model, data.x_train, data.y_train),
         "test_rmse": rmse(model, data.x_test, data.y_test),
         "iterations": s.mlp_adam_steps + iterations,
+        "converged": converged,
         "seed": s.seed,
         "stage_time_s": round(elapsed, 3),
         "wall_time_s": round(elapsed, 3),
@@ -457,17 +569,33 @@ def mlp_fit_record(widths: Sequence[int], data: Data, s: Settings) -> dict:
 def fit_study(s: Settings) -> list[dict]:
     """Every KAN series and every MLP of the function-fitting study."""
     data = make_data(s.n_train, s.n_test, s.seed)
+    large = make_data(s.large_n_train, s.n_test, s.seed) if s.large_n_train else None
     records = []
     for widths in s.kan_widths:
-        records += kan_fit_series(widths, data, s)
+        records += kan_fit_series(widths, data, s, large if tuple(widths) == (2, 1, 1) else None)
     for widths in s.mlp_widths:
         records.append(mlp_fit_record(widths, data, s))
     return records
 
 
 # ------------------------------------------------------------------------------ PDE study
+@dataclass
+class Progress:
+    """A PDE surrogate under training and its totals so far (time, steps, last loss)."""
+
+    model: nn.Module
+    time_s: float = 0.0
+    steps: int = 0
+    loss: float = math.inf
+
+
 def pde_study(s: Settings, problem_file: str | Path = POISSON) -> list[dict]:
-    """poisson2d: a ``[2, 10, 1]`` KAN through the grids, and the MLPs, in float64."""
+    """poisson2d: a ``[2, 10, 1]`` KAN through the grids, and the MLPs, in float64.
+
+    Every model is trained until converged: after its first stages, rounds of ``s.pde_chunk``
+    L-BFGS steps go on until one lowers the loss by less than ``s.pde_rel_tol`` (or the step
+    budget runs out; the record's ``converged`` says which).
+    """
     from kanphys.evaluate import error_metrics, evaluate_fields, evaluation_grid
     from kanphys.runner import build_model, load_problem_file
     from kanphys.train.plan import LBFGS, Adam, ExtendGrid, Plan
@@ -480,77 +608,83 @@ def pde_study(s: Settings, problem_file: str | Path = POISSON) -> list[dict]:
     sampler = replace(sampler, **{k: v for k, v in changes.items() if v is not None})
     grid_points = evaluation_grid(problem.domain, s.pde_resolution).points
 
-    def plan(stages) -> Plan:
-        return Plan(stages=stages, sampler=sampler, weights=source.plan.weights, checkpoint_every=0)
-
-    def train(model, stages):
-        trainer = Trainer(problem, model, plan(stages), seed=s.seed)
+    def run(progress: Progress, stages) -> int:
+        plan = Plan(stages=stages, sampler=sampler, weights=source.plan.weights, checkpoint_every=0)
+        trainer = Trainer(problem, progress.model, plan, seed=s.seed)
         started = time.perf_counter()
-        model = trainer.fit()
-        return model, time.perf_counter() - started, trainer
+        progress.model = trainer.fit()
+        progress.time_s += time.perf_counter() - started
+        progress.steps += trainer.position.global_step
+        progress.loss = trainer.rows[-1][3]
+        return trainer.position.global_step
 
-    def record(kind, widths, grid, model, trainer, stage, elapsed) -> dict:
-        values = evaluate_fields(problem, model, grid_points, residuals=False)
+    def converge(progress: Progress, first_stages, budget: int) -> bool:
+        run(progress, first_stages)
+        return until_converged(
+            lambda n: run(progress, [LBFGS(steps=n)]),
+            lambda: progress.loss,
+            budget,
+            s.pde_chunk,
+            s.pde_rel_tol,
+        )[1]
+
+    def record(kind, widths, grid, progress: Progress, converged: bool, stage: float) -> dict:
+        values = evaluate_fields(problem, progress.model, grid_points, residuals=False)
         out = {
             "part": "pde",
             "model": kind,
             "widths": list(widths),
             "grid": grid,
             "optimizer": "lbfgs" if kind == "KAN" else "adam+lbfgs",
-            "n_params": n_params(model),
-            "n_params_paper": n_params_paper(model.net) if kind == "KAN" else None,
+            "n_params": n_params(progress.model),
+            "n_params_paper": n_params_paper(progress.model.net) if kind == "KAN" else None,
             "rel_l2": error_metrics(problem, values)["rel_l2"]["u"],
-            "final_loss": trainer.rows[-1][3] if trainer.rows else None,
-            "steps": trainer.position.global_step,
+            "final_loss": progress.loss,
+            "steps": progress.steps,
+            "converged": converged,
             "seed": s.seed,
             "stage_time_s": round(stage, 3),
-            "wall_time_s": round(elapsed, 3),
+            "wall_time_s": round(progress.time_s, 3),
         }
         log.info("%s", out)
         return out
 
+    def initial(factory) -> Progress:
+        return Progress(build_model(problem, factory, {}, seed=s.seed, dtype=DTYPE, device="cpu"))
+
     records = []
     kan_widths = (problem.domain.dim, 10, len(problem.fields))
     first_grid = s.pde_kan_stages[0][0]
-    model = build_model(
-        problem,
-        lambda: KAN(kan_widths, basis=BSpline(grid=first_grid)),
-        {},
-        seed=s.seed,
-        dtype=DTYPE,
-        device="cpu",
-    )
-    elapsed, steps = 0.0, 0
-    for grid, lbfgs_steps in s.pde_kan_stages:
-        stages = [] if grid == model.net.basis.grid else [ExtendGrid(grid=grid)]
-        model, stage, trainer = train(model, [*stages, LBFGS(steps=lbfgs_steps)])
-        elapsed += stage
-        steps += trainer.position.global_step
-        records.append(record("KAN", kan_widths, grid, model, trainer, stage, elapsed))
-        records[-1]["steps"] = steps
+    progress = initial(lambda: KAN(kan_widths, basis=BSpline(grid=first_grid)))
+    for grid, steps in s.pde_kan_stages:
+        before = progress.time_s
+        extend = [] if grid == progress.model.net.basis.grid else [ExtendGrid(grid=grid)]
+        converged = converge(progress, [*extend, LBFGS(steps=steps)], s.pde_kan_max - steps)
+        stage = progress.time_s - before
+        records.append(record("KAN", kan_widths, grid, progress, converged, stage))
     for widths in s.pde_mlp_widths:
-        model = build_model(
-            problem, lambda w=widths: MLP(w), {}, seed=s.seed, dtype=DTYPE, device="cpu"
-        )
-        stages = [Adam(steps=s.pde_mlp_adam, lr=1e-3, lr_final=1e-4), LBFGS(steps=s.pde_mlp_lbfgs)]
-        model, stage, trainer = train(model, stages)
-        records.append(record("MLP", widths, None, model, trainer, stage, stage))
+        progress = initial(lambda w=widths: MLP(w))
+        adam_stage = Adam(steps=s.pde_mlp_adam, lr=1e-3, lr_final=1e-4)
+        first = [adam_stage, LBFGS(steps=s.pde_chunk)]
+        converged = converge(progress, first, s.pde_mlp_lbfgs - s.pde_chunk)
+        records.append(record("MLP", widths, None, progress, converged, progress.time_s))
     return records
 
 
 # ------------------------------------------------------------------------------ summaries
 def series_key(record: dict) -> tuple:
     """Records of one scaling series share this key (an MLP series: one depth)."""
+    samples = record.get("n_train")
     if record["model"] == "KAN":
-        return (record["part"], "KAN", tuple(record["widths"]), record["optimizer"])
-    return (record["part"], "MLP", len(record["widths"]) - 1, record["optimizer"])
+        return (record["part"], "KAN", tuple(record["widths"]), record["optimizer"], samples)
+    return (record["part"], "MLP", len(record["widths"]) - 1, record["optimizer"], samples)
 
 
 def series_name(key: tuple) -> str:
-    _, kind, shape, optimizer = key
-    if kind == "KAN":
-        return f"KAN {list(shape)} {optimizer}"
-    return f"MLP depth {shape} {optimizer}"
+    """``KAN [2, 1, 1] lbfgs, 1000 samples``, ``MLP depth 3 adam+lbfgs`` (PDE: no samples)."""
+    _, kind, shape, optimizer, samples = key
+    name = f"KAN {list(shape)} {optimizer}" if kind == "KAN" else f"MLP depth {shape} {optimizer}"
+    return name if samples is None else f"{name}, {samples} samples"
 
 
 def slopes(records: Sequence[dict]) -> list[dict]:
@@ -560,6 +694,11 @@ def slopes(records: Sequence[dict]) -> list[dict]:
     :func:`scaling_window`); MLP series run over the width at one depth (judged against the
     parameter count). The slope is fitted against the trainable parameter count
     (``slope``) and, for KANs, against the paper's count ``G`` per edge (``slope_paper``).
+
+    A fitting KAN meets the target when ``slope_paper <= TARGET_SLOPE``: at a fixed width that
+    count is proportional to the grid, the variable of the ``G^-4`` spline error, while the
+    trainable count ``G + k + 2`` per edge grows more slowly than ``G`` on coarse grids and
+    so makes every slope steeper (-5 to -5.5 for a converged ``[2, 1, 1]``).
     """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -585,24 +724,45 @@ def slopes(records: Sequence[dict]) -> list[dict]:
             "best": best[metric],
             "best_n_params": best["n_params"],
             "best_grid": best["grid"],
+            "meets_target": None,
         }
         if end >= 2:
             entry["slope"] = fit_slope([r["n_params"] for r in window], errors[:end])[0]
             if key[1] == "KAN":
                 paper = [r["n_params_paper"] for r in window]
                 entry["slope_paper"] = fit_slope(paper, errors[:end])[0]
+        if key[0] == "fit" and key[1] == "KAN":
+            slope = entry["slope_paper"]
+            entry["meets_target"] = slope is not None and slope <= TARGET_SLOPE
         out.append(entry)
     return out
 
 
-def run_study(s: Settings, part: str = "all", problem_file: str | Path = POISSON) -> dict:
-    """Run the chosen parts; the records, their slopes and the settings, JSON-able."""
+def run_study(
+    s: Settings,
+    part: str = "all",
+    problem_file: str | Path = POISSON,
+    on_part: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run the chosen parts; the records, their slopes and the settings, JSON-able.
+
+    ``on_part`` receives the result so far after each part (``parts`` lists those done), so
+    a long study leaves its first part behind even if the second is stopped.
+    """
     started = time.perf_counter()
-    records = []
-    if part in ("fit", "all"):
-        records += fit_study(s)
-    if part in ("pde", "all"):
-        records += pde_study(s, problem_file)
+    records, done = [], []
+    studies = {"fit": fit_study, "pde": lambda s: pde_study(s, problem_file)}
+    for name, study in studies.items():
+        if part in (name, "all"):
+            records += study(s)
+            done.append(name)
+            result = _result(s, records, done, time.perf_counter() - started)
+            if on_part is not None:
+                on_part(result)
+    return result
+
+
+def _result(s: Settings, records: list[dict], parts: list[str], elapsed: float) -> dict:
     return {
         "benchmark": "scaling",
         "function": "exp(sin(pi x) + y^2) on [-1, 1]^2",
@@ -610,11 +770,36 @@ def run_study(s: Settings, part: str = "all", problem_file: str | Path = POISSON
         "dtype": "float64",
         "threads": torch.get_num_threads(),
         "target_slope": TARGET_SLOPE,
+        "parts": list(parts),
         "settings": asdict(s),
-        "total_time_s": round(time.perf_counter() - started, 1),
+        "total_time_s": round(elapsed, 1),
         "slopes": slopes(records),
         "records": records,
     }
+
+
+def budgets(s: dict) -> list[str]:
+    """The training budgets and convergence tests of the settings ``s``, as Markdown bullets."""
+    stages = ", ".join(f"G={g}: {n}" for g, n in s["pde_kan_stages"])
+    return [
+        "Training budgets (`converged`: the convergence test stopped training, not the "
+        "budget; for LM, a relative gain below 1e-12 or no gain at any damping):",
+        "",
+        f"- KAN fits: {s['restarts']} restarts of {s['restart_iters']} L-BFGS iterations at "
+        f"G={s['grids'][0]} (lowest training loss kept); then at each grid L-BFGS in rounds "
+        f"of {s['chunk']} iterations until a round lowers the training RMSE by less than "
+        f"{s['fit_rel_tol']:.0%}, at most {s['kan_iters']}; Levenberg-Marquardt at most "
+        f"{s['lm_iters']} iterations per grid.",
+        f"- MLP fits: {s['mlp_adam_steps']} Adam steps, then L-BFGS in rounds of "
+        f"{s['mlp_chunk']} with the same test, at most {s['mlp_lbfgs_iters']}.",
+        f"- PDE KAN: L-BFGS steps at each grid ({stages}), then rounds of "
+        f"{s['pde_chunk']} steps until a round lowers the loss by less than "
+        f"{s['pde_rel_tol']:.0%}, at most {s['pde_kan_max']} steps per grid.",
+        f"- PDE MLPs: {s['pde_mlp_adam']} Adam steps, then L-BFGS in rounds of "
+        f"{s['pde_chunk']} with the same test, at most {s['pde_mlp_lbfgs']}.",
+        f"- PDE collocation points: {_fmt(s['pde_interior'], 'd')} interior, "
+        f"{_fmt(s['pde_boundary'], 'd')} boundary (`-`: the problem file's sampler).",
+    ]
 
 
 def _fmt(value, spec: str = ".2e") -> str:
@@ -631,6 +816,8 @@ def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str
         "in all. Wall times are cumulative along a KAN's grid sequence (they include the "
         "restarts and the coarser grids).",
         "",
+        *budgets(result["settings"]),
+        "",
     ]
     fitted = [r for r in records if r["part"] == "fit"]
     if fitted:
@@ -642,15 +829,16 @@ def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str
             "test samples. `params`: trainable parameters (`G + k + 2` per edge); "
             "`paper`: the paper's count (`G` per edge).",
             "",
-            "| model | widths | optimizer | grid | params | paper | train RMSE | test RMSE "
-            "| iterations | time s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| model | widths | optimizer | samples | grid | params | paper | train RMSE "
+            "| test RMSE | iterations | converged | time s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in fitted:
             lines.append(
-                f"| {r['model']} | {r['widths']} | {r['optimizer']} | {_fmt(r['grid'], 'd')} | "
-                f"{r['n_params']} | {_fmt(r['n_params_paper'], 'd')} | {r['train_rmse']:.2e} | "
-                f"{r['test_rmse']:.2e} | {r['iterations']} | {r['wall_time_s']:.1f} |"
+                f"| {r['model']} | {r['widths']} | {r['optimizer']} | {r['n_train']} | "
+                f"{_fmt(r['grid'], 'd')} | {r['n_params']} | {_fmt(r['n_params_paper'], 'd')} | "
+                f"{r['train_rmse']:.2e} | {r['test_rmse']:.2e} | {r['iterations']} | "
+                f"{TARGET_TEXT[r['converged']]} | {r['wall_time_s']:.1f} |"
             )
         lines.append("")
     pde = [r for r in records if r["part"] == "pde"]
@@ -658,14 +846,14 @@ def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str
         lines += [
             "## PDE: problems/poisson2d.py",
             "",
-            "| model | widths | grid | params | rel L2 | final loss | steps | time s |",
-            "|---|---|---|---|---|---|---|---|",
+            "| model | widths | grid | params | rel L2 | final loss | steps | converged | time s |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in pde:
             lines.append(
                 f"| {r['model']} | {r['widths']} | {_fmt(r['grid'], 'd')} | {r['n_params']} | "
                 f"{r['rel_l2']:.2e} | {_fmt(r['final_loss'])} | {r['steps']} | "
-                f"{r['wall_time_s']:.1f} |"
+                f"{TARGET_TEXT[r['converged']]} | {r['wall_time_s']:.1f} |"
             )
         lines.append("")
     if result["slopes"]:
@@ -674,17 +862,20 @@ def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str
             "",
             "Least-squares slope of log error against log parameters over the scaling window: "
             "the leading points while the error at least halves per doubling of the grid "
-            "(KAN) or of the parameter count (MLP).",
+            "(KAN) or of the parameter count (MLP). An MLP's depth is its number of linear "
+            f"layers. Target: a KAN's slope against the paper's count (`G` per edge, so "
+            f"against the grid) <= {result['target_slope']} (the paper: -4).",
             "",
-            "| part | series | window | slope (params) | slope (paper count) | local slopes "
-            "vs grid | best error | at params |",
-            "|---|---|---|---|---|---|---|---|",
+            "| part | series | window | slope (params) | slope (paper count) | target met "
+            "| local slopes vs grid | best error | at params |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for e in result["slopes"]:
             local = ", ".join(f"{v:.2f}" for v in e["local_slopes"]) if e["model"] == "KAN" else ""
             lines.append(
                 f"| {e['part']} | {e['series']} | {e['window']} | {_fmt(e['slope'], '.2f')} | "
-                f"{_fmt(e['slope_paper'], '.2f')} | {local or '-'} | {e['best']:.2e} | "
+                f"{_fmt(e['slope_paper'], '.2f')} | {TARGET_TEXT[e['meets_target']]} | "
+                f"{local or '-'} | {e['best']:.2e} | "
                 f"{e['best_n_params']} |"
             )
         lines.append("")
@@ -699,6 +890,7 @@ def plot(result: dict, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     records = result["records"]
     fitted = [r for r in records if r["part"] == "fit"]
@@ -721,7 +913,8 @@ def plot(result: dict, path: str | Path) -> None:
             if key[1] == "KAN":
                 marker = "o" if key[2] == (2, 1, 1) else "s"
                 face = None if key[3] == "lbfgs" else "none"
-                ax.loglog(n, e, styles[key[3]], marker=marker, mfc=face, label=series_name(key))
+                style = styles[key[3]] if key[4] == result["settings"]["n_train"] else "-."
+                ax.loglog(n, e, style, marker=marker, mfc=face, label=series_name(key))
             else:
                 ax.loglog(n, e, ":", marker="^", ms=4, alpha=0.7, label=series_name(key))
         first = result["settings"]["grids"][0]
@@ -730,12 +923,13 @@ def plot(result: dict, path: str | Path) -> None:
         if anchor is not None:
             n0, e0 = anchor["n_params"], anchor["test_rmse"]
             ns = [n0, n0 * 30]
-            ax.loglog(ns, [e0 * (n / n0) ** -4 for n in ns], "k-", lw=1, alpha=0.6, label="N^-4")
+            line = [e0 * (n / n0) ** -4 for n in ns]
+            ax.loglog(ns, line, "k-", lw=1, alpha=0.6, label="$N^{-4}$")
         ax.set_xlabel("trainable parameters N")
         ax.set_ylabel("test RMSE")
-        ax.set_title("fit exp(sin(πx) + y²), 1000 samples")
+        ax.set_title("fit exp(sin(πx) + y²)")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     if pde:
         kan = [r for r in pde if r["model"] == "KAN"]
         mlp = [r for r in pde if r["model"] == "MLP"]
@@ -752,6 +946,9 @@ def plot(result: dict, path: str | Path) -> None:
             for r in mlp:
                 widths = "-".join(str(w) for w in r["widths"][1:-1])
                 ax.annotate(widths, (r[x_key], r["rel_l2"]), fontsize=7)
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(label)
             ax.set_ylabel("relative L2 error")
             ax.set_title(f"poisson2d: error vs {label.split(' (')[0]}")
@@ -759,7 +956,7 @@ def plot(result: dict, path: str | Path) -> None:
             ax.legend(fontsize=7)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -768,7 +965,6 @@ def main(args) -> int:
     """Entry point of ``kanphys bench scaling``."""
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else FULL
-    result = run_study(settings, args.part, args.problem or POISSON)
     command = "kanphys bench scaling" + (" --quick" if args.quick else "")
     if args.part != "all":
         command += f" --part {args.part}"
@@ -776,12 +972,16 @@ def main(args) -> int:
         command += f" --json {args.json}"
     if args.figure:
         command += f" --figure {args.figure}"
-    report = markdown_report(result, command)
-    print(report)
-    if args.json:
-        path = Path(args.json)
-        write_json(path, result)
-        write_text(path.with_suffix(".md"), report)
-    if args.figure:
-        plot(result, args.figure)
+
+    def save(result: dict) -> None:
+        """Write the JSON, the report and the figure (after each part: a partial study)."""
+        if args.json:
+            path = Path(args.json)
+            write_json(path, result)
+            write_text(path.with_suffix(".md"), markdown_report(result, command))
+        if args.figure:
+            plot(result, args.figure)
+
+    result = run_study(settings, args.part, args.problem or POISSON, on_part=save)
+    print(markdown_report(result, command))
     return 0

@@ -18,6 +18,7 @@ Example:
 from kanphys.geometry._sampling import SAMPLING_METHODS
 from kanphys.geometry.csg import Difference, Intersection, Union
 from kanphys.geometry.domain import Domain
+from kanphys.geometry.mesh import MeshDomain, MeshError, plate_with_hole_mesh
 from kanphys.geometry.primitives import Box, Disk, Interval, Rectangle
 from kanphys.geometry.region import Region, Samples
 from kanphys.geometry.time import TimeDomain, TimeInterval
@@ -30,10 +31,13 @@ __all__ = [
     "Domain",
     "Intersection",
     "Interval",
+    "MeshDomain",
+    "MeshError",
     "Rectangle",
     "Region",
     "Samples",
     "TimeDomain",
     "TimeInterval",
     "Union",
+    "plate_with_hole_mesh",
 ]

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import qmc
+
+if TYPE_CHECKING:
+    from scipy.stats import qmc
 
 SAMPLING_METHODS: tuple[str, ...] = ("uniform", "sobol", "halton", "lhs")
 
@@ -84,6 +87,8 @@ class UnitStream:
     def _make_engine(self, seed: int) -> np.random.Generator | qmc.QMCEngine:
         if self._method == "uniform":
             return np.random.default_rng(seed)
+        from scipy.stats import qmc  # imported on use: scipy.stats takes a second to import
+
         cls = {"sobol": qmc.Sobol, "halton": qmc.Halton, "lhs": qmc.LatinHypercube}
         return _qmc_engine(cls[self._method], self._k, seed)
 

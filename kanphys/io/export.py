@@ -49,13 +49,16 @@ __all__ = [
     "Evaluation",
     "ExportError",
     "Sites",
+    "add_cell_values",
     "available_fields",
+    "default_sites",
     "evaluate",
     "export",
     "grid_sites",
     "mesh_sites",
     "parse_times",
     "point_sites",
+    "sites_of_mesh",
     "write",
     "write_results_h5",
 ]
@@ -199,11 +202,46 @@ def mesh_sites(path: str | Path, dim: int, names: Sequence[str] = ()) -> Sites:
         raise ExportError(f"mesh file {path} does not exist")
     try:
         mesh = meshio.read(path)
-    except Exception as error:  # meshio raises many kinds
+    except (Exception, SystemExit) as error:  # meshio raises many kinds, or exits
         raise ExportError(f"cannot read mesh {path}: {error}") from error
-    points = _fit_columns(mesh.points, dim, f"mesh {path.name}", ", ".join(names) or "")
+    return sites_of_mesh(mesh, dim, f"mesh {path.name}", names)
+
+
+def sites_of_mesh(mesh, dim: int, source: str = "mesh", names: Sequence[str] = ()) -> Sites:
+    """The points and cell blocks of a ``meshio.Mesh`` (coordinates beyond ``dim`` must be 0)."""
+    points = _fit_columns(mesh.points, dim, source, ", ".join(names) or "")
     cells = tuple((block.type, np.asarray(block.data, dtype=np.int64)) for block in mesh.cells)
     return Sites("mesh", points, cells)
+
+
+def default_sites(space, resolution: int | None = None) -> Sites:
+    """Where a run is shown by default: the domain's own mesh for a
+    :class:`~kanphys.geometry.mesh.MeshDomain` (unless a ``resolution`` is asked for), else a
+    regular grid over ``space``."""
+    from kanphys.geometry.mesh import MeshDomain
+
+    if isinstance(space, MeshDomain) and resolution is None:
+        return sites_of_mesh(space.mesh, space.dim, repr(space), space.names)
+    return grid_sites(space, resolution)
+
+
+def add_cell_values(path: str | Path, problem, model, sites: Sites, **options: Any) -> Path:
+    """Add the fields evaluated at the cell centroids of ``sites`` as cell data to the ``.vtu``
+    at ``path`` (written from those sites), so values compare cell by cell with a
+    finite-element result on the same mesh. ``options`` go to :func:`evaluate`."""
+    import pyvista as pv
+
+    from kanphys.io.vtk import pad3
+
+    blocks = [cells for _, cells in sites.cells if len(cells)]
+    centroids = np.concatenate([sites.points[cells].mean(axis=1) for cells in blocks])
+    at_cells = evaluate(problem, model, Sites("points", centroids, ()), **options)
+    dataset = pv.read(path)
+    for name, value in at_cells.frames[0].items():
+        dataset.cell_data[name] = pad3(value)
+    with atomic_path(path) as temporary:
+        dataset.save(temporary, binary=True)
+    return Path(path)
 
 
 def point_sites(path: str | Path, dim: int, names: Sequence[str] = ()) -> Sites:
@@ -481,7 +519,9 @@ def export(
         sites = point_sites(points, dim, names)
     else:
         space = domain.space if times is not None else domain
-        sites = grid_sites(space, resolution or run.config.get("resolution"))
+        sites = default_sites(space, resolution)
+        if sites.kind == "grid" and resolution is None:
+            sites = grid_sites(space, run.config.get("resolution"))
     if sites.kind != "grid":
         lower, upper = (domain.space if times is not None else domain).bounds
         outside = ((sites.points < lower - 1e-9) | (sites.points > upper + 1e-9)).any(axis=1)
@@ -508,5 +548,7 @@ def export(
     else:
         target = Path(run_dir) / "export" / f"{problem.name}{EXTENSIONS[format]}"
     written = write(target, evaluation, format)
+    if sites.kind == "mesh" and format == "vtu":
+        add_cell_values(written[0], problem, model, sites, fields=fields, chunk=chunk)
     log.info("wrote %s", ", ".join(map(str, written)))
     return written

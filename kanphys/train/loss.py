@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from kanphys.derivatives.analytic import NeedsAutograd, Requests
 from kanphys.derivatives.state import State
-from kanphys.problem import Data, Problem, ProblemError, as_column
+from kanphys.problem import Data, Periodic, Problem, ProblemError, as_column
 from kanphys.train.batch import INTERIOR, TermPoints
 
-__all__ = ["TrainingError", "check_finite", "residuals", "total_loss"]
+__all__ = ["TrainingError", "check_finite", "regularization", "residuals", "total_loss"]
 
 
 class TrainingError(RuntimeError):
@@ -84,6 +84,10 @@ def _equations(problem: Problem, model, term: TermPoints, record) -> dict[str, T
 def _condition(problem: Problem, model, condition, term: TermPoints, record) -> Tensor:
     state: State = problem.state(model, term.points, term.normals, requests=record)
     what = f"condition {condition.name!r}"
+    if isinstance(condition, Periodic):
+        partner = condition.partner(term.points, problem.coordinates)
+        high = problem.state(model, partner, term.normals, requests=record)
+        return _call(what, condition.evaluate, state, high)
     if isinstance(condition, Data):
         return _call(what, condition.evaluate, state, term.values)
     return as_column(_call(what, condition.evaluate, state), state.n_points, what)
@@ -112,15 +116,40 @@ def check_finite(values: Mapping[str, float]) -> None:
 
 
 def total_loss(
-    terms: Mapping[str, Tensor], weights: Mapping[str, float]
+    terms: Mapping[str, Tensor],
+    weights: Mapping[str, float],
+    factors: Mapping[str, Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted sum of mean squares, and each term's (unweighted) mean square as a float.
+
+    Args:
+        terms: residuals ``(N, k)`` by term name.
+        weights: a weight per term (default 1).
+        factors: optional pointwise factors ``(N, 1)`` per term that multiply the squared
+            residuals inside the mean (causal and attention weights).
 
     Raises:
         TrainingError: naming the terms whose loss is not finite.
     """
-    squares = {name: r.square().mean() for name, r in terms.items()}
-    values = {name: float(v.detach()) for name, v in squares.items()}
+    factors = factors or {}
+    values = {name: float(r.detach().square().mean()) for name, r in terms.items()}
     check_finite(values)
-    total = sum(weights.get(name, 1.0) * v for name, v in squares.items())
+    total = sum(
+        weights.get(name, 1.0)
+        * (r.square() if name not in factors else factors[name] * r.square()).mean()
+        for name, r in terms.items()
+    )
     return total, values
+
+
+def regularization(regularize, model: nn.Module, batch: Mapping[str, TermPoints]) -> float:
+    """Backpropagate a plan's regulariser on the interior points; return its value (0 if None).
+
+    ``regularize.penalty(model, points)`` gives a 0-d tensor (see
+    :class:`kanphys.symbolic.Sparsify`).
+    """
+    if regularize is None:
+        return 0.0
+    penalty = regularize.penalty(model, batch[INTERIOR].points)
+    penalty.backward()
+    return float(penalty.detach())

@@ -10,8 +10,14 @@ from typing import Any
 __all__ = [
     "LBFGS",
     "LHS",
+    "RAD",
+    "RAR",
+    "RBA",
     "Adam",
+    "Causal",
+    "Curriculum",
     "ExtendGrid",
+    "GradNorm",
     "Halton",
     "Plan",
     "Sampler",
@@ -89,18 +95,36 @@ class LBFGS:
 
 @dataclass(frozen=True)
 class UpdateGrid:
-    """Move every B-spline grid to the distribution of the current collocation points."""
+    """Move every B-spline grid to the distribution of the current collocation points.
+
+    The points are the interior collocation points in use, so after residual-based sampling
+    (:class:`RAR`, :class:`RAD`) the grid follows the adaptive distribution.
+
+    Attributes:
+        grid_eps: weight of the uniform grid (None: the basis's own).
+        carry: map the last Adam stage's moments onto the new coefficients, so that an Adam
+            stage after this step continues with them (see ``kanphys.train.gridstate``).
+            Off by default: restarting Adam measured better (docs/methods.md, evidence).
+    """
 
     grid_eps: float | None = None
+    carry: bool = False
 
     steps = 0
 
 
 @dataclass(frozen=True)
 class ExtendGrid:
-    """Refine every B-spline grid to ``grid`` intervals, keeping the function."""
+    """Refine every B-spline grid to ``grid`` intervals, keeping the function.
+
+    Attributes:
+        grid: new number of intervals.
+        carry: map the last Adam stage's moments onto the new coefficients (see
+            :class:`UpdateGrid`; off by default).
+    """
 
     grid: int
+    carry: bool = False
 
     steps = 0
 
@@ -158,6 +182,122 @@ class Uniform(Sampler):
 
 
 @dataclass(frozen=True)
+class RAR:
+    """Residual-based adaptive refinement: add the points where the residual is largest.
+
+    Every ``every`` Adam steps, ``candidates`` fresh points are drawn in the domain, the
+    equations' residual norm is evaluated there and the ``add`` points with the largest one
+    join the interior set (kept across resampling), up to ``max_points`` added in all.
+    """
+
+    every: int = 500
+    candidates: int = 8192
+    add: int = 64
+    max_points: int = 4096
+
+    def __post_init__(self) -> None:
+        if min(self.every, self.candidates, self.add) < 1 or self.add > self.candidates:
+            raise ValueError(f"RAR: need every, candidates, add >= 1 and add <= candidates: {self}")
+
+
+@dataclass(frozen=True)
+class RAD:
+    """Residual-based adaptive distribution: resample the interior from the residual.
+
+    Every ``every`` Adam steps the interior points are replaced by ``Sampler.interior`` points
+    drawn without replacement from ``candidates`` fresh points with probability proportional
+    to ``|r|^k / mean(|r|^k) + c`` (``r``: the equations' residual norm). Large ``c`` tends to
+    uniform sampling, ``c = 0`` samples the residual alone.
+    """
+
+    every: int = 500
+    candidates: int = 8192
+    k: float = 1.0
+    c: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.candidates < 1 or self.k < 0 or self.c < 0:
+            raise ValueError(f"RAD: need every, candidates >= 1 and k, c >= 0: {self}")
+
+
+@dataclass(frozen=True)
+class GradNorm:
+    """Loss balancing by gradient statistics, updated every ``every`` Adam steps.
+
+    ``mode="max"`` is learning-rate annealing (Wang, Teng and Perdikaris 2021): each condition
+    gets ``max|grad L_eq| / mean|grad L_i|`` (``L_eq``: the equations' loss, whose weight
+    stays 1). ``mode="norm"`` gives every term ``sum_j |grad L_j| / |grad L_i|`` (2-norms).
+    The new value is blended in: ``w <- alpha w + (1 - alpha) w_new``. Balancing weights
+    multiply the plan's fixed ``weights``; they are frozen during L-BFGS stages.
+    """
+
+    every: int = 100
+    alpha: float = 0.9
+    mode: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "norm") or self.every < 1 or not 0 <= self.alpha < 1:
+            raise ValueError(f"GradNorm: mode 'max' or 'norm', every >= 1, 0 <= alpha < 1: {self}")
+
+
+@dataclass(frozen=True)
+class RBA:
+    """Pointwise residual-based attention (Anagnostopoulos et al. 2024).
+
+    Each point of the listed terms (default: the equations) carries a weight
+    ``lambda <- gamma lambda + eta |r| / max|r|`` updated after every Adam step (starting at
+    1) and frozen during L-BFGS; the term's loss becomes ``mean((lambda r)^2)``. The weights
+    restart at 1 when the term's points are redrawn.
+    """
+
+    gamma: float = 0.999
+    eta: float = 0.01
+    terms: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", tuple(self.terms))
+        if not 0 <= self.gamma < 1 or self.eta <= 0:
+            raise ValueError(f"RBA: need 0 <= gamma < 1 and eta > 0: {self}")
+
+
+@dataclass(frozen=True)
+class Causal:
+    """Causal weighting of the equations in time (Wang, Sankaran and Perdikaris 2024).
+
+    The time interval is cut into ``chunks`` equal slices; slice ``i`` of the equations' loss
+    is weighted by ``exp(-eps * sum_{j<i} L_j)`` (weights detached from the graph), so later
+    times count only once earlier ones are resolved. Recomputed every Adam step; frozen at
+    their last value during L-BFGS.
+    """
+
+    eps: float = 1.0
+    chunks: int = 16
+
+    def __post_init__(self) -> None:
+        if self.eps < 0 or self.chunks < 1:
+            raise ValueError(f"Causal: need eps >= 0 and chunks >= 1: {self}")
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    """Ramp a problem constant (``Problem.constants``) over the stages.
+
+    Stage ``i`` of the plan uses ``values[i]``; stages past the end of ``values`` (or given
+    None) use the problem's own value, so the last stages train the real problem.
+    """
+
+    constant: str
+    values: tuple[float | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+
+    def value(self, stage: int) -> float | None:
+        """The constant's value in stage ``stage``, or None for the problem's own."""
+        return self.values[stage] if stage < len(self.values) else None
+
+
+@dataclass(frozen=True)
 class Plan:
     """A training plan.
 
@@ -170,6 +310,13 @@ class Plan:
             ``"autograd"``.
         chunk_size: evaluate and backpropagate at most this many points of a term at a time,
             so memory stays bounded for large collocation sets.
+        adaptive: residual-based sampling of the interior (:class:`RAR` or :class:`RAD`).
+        balance: loss balancing between terms (:class:`GradNorm`).
+        attention: pointwise residual-based attention weights (:class:`RBA`).
+        causal: causal weighting in time of the equations (:class:`Causal`).
+        curriculum: problem constants ramped over the stages (:class:`Curriculum`).
+        regularize: an extra loss ``regularize.penalty(model, points)`` on the interior points,
+            e.g. :class:`kanphys.symbolic.Sparsify` (L1 and entropy of the KAN's edges).
     """
 
     stages: tuple[Stage, ...] = (Adam(), LBFGS())
@@ -178,8 +325,15 @@ class Plan:
     checkpoint_every: int = 500
     engine: str = "auto"
     chunk_size: int = 16384
+    adaptive: RAR | RAD | None = None
+    balance: GradNorm | None = None
+    attention: RBA | None = None
+    causal: Causal | None = None
+    curriculum: tuple[Curriculum, ...] = ()
+    regularize: Any = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "curriculum", tuple(self.curriculum))
         if self.engine not in ENGINES:
             raise ValueError(f"Plan: unknown engine {self.engine!r}; choose from {ENGINES}")
         object.__setattr__(self, "stages", tuple(self.stages))
@@ -226,6 +380,12 @@ class Plan:
             "checkpoint_every": self.checkpoint_every,
             "engine": self.engine,
             "chunk_size": self.chunk_size,
+            **{
+                name: None if option is None else {"type": type(option).__name__, **_fields(option)}
+                for name in ("adaptive", "balance", "attention", "causal", "regularize")
+                for option in [getattr(self, name)]
+            },
+            "curriculum": [_fields(c) for c in self.curriculum],
         }
 
 
@@ -245,6 +405,8 @@ PLAN_SHORTCUTS = {
     "engine": "derivative engine (auto or autograd)",
     "method / interior / boundary / initial / resample_every": "the sampler",
     "weights.TERM": "the loss weight of a term",
+    "adaptive.FIELD / balance.FIELD / attention.FIELD / causal.FIELD": "a method's setting",
+    "model": "kan (default) or mlp: an MLP baseline of about the same size, same plan",
     "stages.I.FIELD": "any field of stage I",
 }
 
@@ -286,6 +448,12 @@ def _apply(plan: Plan, key: str, value: Any) -> Plan:
         return replace(plan, engine=str(value))
     elif key.startswith("weights."):
         return replace(plan, weights={**plan.weights, key.split(".", 1)[1]: float(value)})
+    elif key.split(".")[0] in ("adaptive", "balance", "attention", "causal") and "." in key:
+        name, setting = key.split(".", 1)
+        option = getattr(plan, name)
+        if option is None or setting not in {f.name for f in fields(option)}:
+            raise KeyError(key)
+        return replace(plan, **{name: replace(option, **{setting: value})})
     elif key.startswith("stages."):
         _, index, name = key.split(".", 2)
         if not index.isdigit() or int(index) >= len(stages):
