@@ -6,7 +6,7 @@
 Exact solution: u = sin(pi x) sin(pi y).
 Model: KAN [2, 10, 1], cubic B-splines on 5 intervals, extended to 10 and 20;
 L-BFGS in float64 throughout.
-Expected: rel_l2.u about 4e-4 (at most 1e-3) in about 1.5 minutes on 2 CPU cores.
+Expected: rel_l2.u about 3e-4 (at most 1e-3) in about 1 minute on one CPU core.
 Run: kanphys run problems/poisson2d.py
 """
 

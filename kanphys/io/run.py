@@ -10,6 +10,7 @@
       metrics.json    errors against the exact solution, time, steps, sizes, versions
       fields.vtu      fields, exact solution, errors, residuals on the evaluation grid
       fields.h5       the same in HDF5 (layout in kanphys.io.fields)
+      fields.pvd      time-dependent problems: a ParaView series (fields/, one file per time)
 """
 
 from __future__ import annotations
