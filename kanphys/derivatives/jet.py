@@ -324,7 +324,7 @@ def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
     size = knots.shape[1] - 4
     offsets = torch.arange(-3, 1, device=x.device).view(4, 1, 1)
     basis = interval.long().unsqueeze(0) + offsets
-    basis = torch.where((basis >= 0) & (basis < size), basis, size)
+    basis = basis.clamp_(-1, size).remainder_(size + 1)  # below 0 or above size-1 -> size
     return basis, list(pieces.unbind(0)), 1 / width
 
 
@@ -422,9 +422,8 @@ def _scatter_local(local: Tensor, index: Tensor, size: int) -> Tensor:
     backward) runs along contiguous rows.
     """
     _, n_in, n = index.shape
-    inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
-    points = torch.arange(n, device=index.device)
-    flat = ((index * n_in + inputs) * n + points).reshape(1, -1).expand(local.shape[0], -1)
+    within = torch.arange(n_in * n, device=index.device).view(n_in, n)  # input, point
+    flat = (index * (n_in * n) + within).view(1, -1).expand(local.shape[0], -1)
     dense = local.new_zeros(local.shape[0], (size + 1) * n_in * n)
     return dense.scatter_add_(1, flat, local)
 
