@@ -20,7 +20,8 @@ from scipy.spatial import Delaunay
 import kanphys as kp
 from kanphys import lap
 from kanphys.cli import main
-from kanphys.io.export import evaluate, grid_sites, point_sites, write
+from kanphys.io.export import Evaluation, evaluate, grid_sites, point_sites, write
+from kanphys.io.vtkhdf import write_vtkhdf
 
 PROBLEMS_DIR = Path(__file__).resolve().parents[1] / "problems"
 SHRINK = ["lbfgs_steps=1", "grid=5", "interior=64", "boundary=32"]
@@ -98,19 +99,37 @@ def test_vti_and_vts_hold_the_regular_grid(poisson_run, tmp_path, fmt):
     assert metadata["metrics"] == kp.Run.load(poisson_run).metrics
 
 
-def test_vtkhdf_image_data(poisson_run, tmp_path):
+def test_vtkhdf_of_a_2d_grid_is_an_unstructured_grid_of_quads(poisson_run, tmp_path):
+    # ParaView 5.11 cannot read ImageData of 2-D grids, so they are written as quads
     path = export(poisson_run, tmp_path / "out.hdf", "vtkhdf", "--resolution", str(N))
     with h5py.File(path, "r") as h5:
         root = h5["VTKHDF"]
         assert list(root.attrs["Version"]) == [1, 0]
-        assert root.attrs["Type"] == b"ImageData"
-        assert list(root.attrs["WholeExtent"]) == [0, N - 1, 0, N - 1, 0, 0]
-        np.testing.assert_allclose(root.attrs["Spacing"], [2 / (N - 1), 2 / (N - 1), 1])
-        assert root["PointData/grad_u"].shape == (N, N, 3)
+        assert root.attrs["Type"] == b"UnstructuredGrid"
+        assert root["NumberOfPoints"][:].tolist() == [N * N]
+        assert root["NumberOfCells"][:].tolist() == [(N - 1) ** 2]
+        assert set(root["Types"][:]) == {9}  # VTK_QUAD
+        assert root["PointData/grad_u"].shape == (N * N, 3)
         assert h5.attrs["kanphys_problem"] == "poisson2d"
     grid = pv.read(path)
-    assert isinstance(grid, pv.ImageData) and grid.dimensions == (N, N, 1)
+    assert isinstance(grid, pv.UnstructuredGrid) and grid.n_cells == (N - 1) ** 2
+    np.testing.assert_allclose(grid.points[:, :2].min(axis=0), [-1, -1])
+    np.testing.assert_allclose(grid.points[:, :2].max(axis=0), [1, 1])
+    np.testing.assert_allclose(grid.compute_cell_sizes()["Area"], (2 / (N - 1)) ** 2)
     check_poisson_data(poisson_run, np.asarray(grid.points), grid.point_data, N * N)
+
+
+def test_vtkhdf_of_a_1d_grid_is_an_unstructured_grid_of_lines(tmp_path):
+    sites = grid_sites(kp.Interval(0.0, 1.0), 5)
+    evaluation = Evaluation(sites, ("x",), ({"u": sites.points[:, 0] ** 2},))
+    path = write_vtkhdf(tmp_path / "line.hdf", evaluation)
+    with h5py.File(path, "r") as h5:
+        assert h5["VTKHDF"].attrs["Type"] == b"UnstructuredGrid"
+        assert h5["VTKHDF/Connectivity"][:].tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
+        assert set(h5["VTKHDF/Types"][:]) == {3}  # VTK_LINE
+    grid = pv.read(path)
+    np.testing.assert_array_equal(grid.points[:, 0], [0.0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_array_equal(grid.point_data["u"], [0.0, 0.0625, 0.25, 0.5625, 1.0])
 
 
 def test_vtkhdf_unstructured_grid_of_a_point_cloud(poisson_run, tmp_path):

@@ -180,7 +180,7 @@ os._exit(0)
 """
 
 
-# A 3-D problem for the ImageData VTKHDF check (ParaView 5.11 reads VTKHDF images of 3-D grids).
+# A 3-D problem for the ImageData VTKHDF check (1-D and 2-D grids are written as UnstructuredGrid).
 BOX_PROBLEM = """
 import kanphys as kp
 from kanphys import lap
@@ -273,6 +273,8 @@ def paraview_report(tmp_path_factory):
         {"name": "vtkhdf-image",
          "path": export(box, folder / "b.hdf", "vtkhdf", "--resolution", str(M)),
          "expect": expected(box, box_grid), "points": M**3, "cells": (M - 1) ** 3},
+        {"name": "vtkhdf-grid", "path": export(poisson, folder / "p.hdf", "vtkhdf", *resolution),
+         **square_grid, "screenshot": str(shots / "paraview-poisson2d-hdf.png"), "color": "u"},
         {"name": "mesh-vtu", "path": export(poisson, folder / "plate.vtu", "vtu", *on_plate),
          "expect": expected(poisson, mesh), "points": len(mesh.points),
          "cells": sum(len(c) for _, c in mesh.cells),
@@ -326,7 +328,8 @@ def check_arrays(reported: dict, wanted: dict, what: str) -> None:
         )
 
 
-NAMES = ["vtu", "vti", "vts", "vtkhdf-image", "mesh-vtu", "vtkhdf-mesh", "pvd", "xdmf", "run-pvd"]
+NAMES = ["vtu", "vti", "vts", "vtkhdf-image", "vtkhdf-grid", "mesh-vtu", "vtkhdf-mesh", "pvd"]
+NAMES += ["xdmf", "run-pvd"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -349,11 +352,11 @@ def test_paraview_sees_every_time_step(paraview_report, name):
 
 
 def test_paraview_reads_vtkhdf_with_its_own_reader(paraview_report):
-    for name in ("vtkhdf-image", "vtkhdf-mesh"):
+    for name in ("vtkhdf-image", "vtkhdf-grid", "vtkhdf-mesh"):
         assert paraview_report[name][1]["reader"] in ("HDFReader", "VTKHDFReader")
 
 
-@pytest.mark.parametrize("name", ["vti", "mesh-vtu", "run-pvd", "run-vtu"])
+@pytest.mark.parametrize("name", ["vti", "vtkhdf-grid", "mesh-vtu", "run-pvd", "run-vtu"])
 def test_paraview_screenshots_are_not_blank(paraview_report, name):
     entry, report = paraview_report[name]
     assert "error" not in report, report.get("error")

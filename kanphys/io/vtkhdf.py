@@ -1,16 +1,18 @@
 """VTKHDF 1.0 writer (``.hdf``; ParaView >= 5.11 reads it with its VTKHDF reader).
 
-A regular grid is written as ``ImageData``; a mesh or point cloud as ``UnstructuredGrid``::
+A 3-D regular grid is written as ``ImageData``; a 1-D or 2-D grid (lines or quads), a mesh or a
+point cloud as ``UnstructuredGrid``, since ParaView 5.11's reader hangs or crashes on ImageData
+of 1-D and 2-D grids whatever the layout of its arrays::
 
     /VTKHDF                     attributes Version = [1, 0], Type = b"ImageData"
         WholeExtent, Origin, Spacing, Direction (attributes)
-        PointData/<name>        (nz, ny, nx) or (nz, ny, nx, 3); (ny, nx) in 2-D, (nx,) in 1-D
+        PointData/<name>        (nz, ny, nx) or (nz, ny, nx, 3)
         CellData/vtkGhostType   blanked cells of a CSG domain (see kanphys.io.vtk)
 
     /VTKHDF                     attributes Version = [1, 0], Type = b"UnstructuredGrid"
         NumberOfPoints (1,), NumberOfCells (1,), NumberOfConnectivityIds (1,)
         Points (M, 3), Connectivity, Offsets (C + 1,), Types (C,) uint8
-        PointData/<name>        (M,) or (M, 3)
+        PointData/<name>        (M,) or (M, 3); grids' blanked points and cells as above
 
 Metadata: attributes ``kanphys_problem`` and ``kanphys_metadata`` (JSON) on the file's root.
 """
@@ -49,7 +51,7 @@ VTK_CELL_TYPES = {
 
 
 def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Path:
-    """Write one frame as a VTKHDF 1.0 file (ImageData for grids, else UnstructuredGrid)."""
+    """Write one frame as a VTKHDF 1.0 file (ImageData for 3-D grids, else UnstructuredGrid)."""
     import h5py
 
     sites = evaluation.sites
@@ -60,25 +62,24 @@ def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Pa
         root = h5.create_group("VTKHDF")
         root.attrs["Version"] = np.array([1, 0], dtype=np.int64)
         point_data = root.create_group("PointData")
-        if sites.shape is not None:
+        image = sites.shape is not None and len(sites.shape) == 3
+        if image:
             _image_data(root, sites)
-            dims = tuple(reversed(sites.shape))
-            for name, value in values.items():
-                value = pad3(value)
-                point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
-            if not sites.complete:
-                inside = sites.inside
-                point_data.create_dataset("inside", data=inside.astype(np.uint8).reshape(dims))
-                ghost = np.where(inside, 0, HIDDENPOINT).astype(np.uint8).reshape(dims)
-                point_data.create_dataset("vtkGhostType", data=ghost)
-                hidden = ~inside[sites.cells[0][1]].all(axis=1)
-                cell_dims = tuple(max(n - 1, 1) for n in dims)
-                cell_ghost = np.where(hidden, HIDDENCELL, 0).astype(np.uint8).reshape(cell_dims)
-                root.create_group("CellData").create_dataset("vtkGhostType", data=cell_ghost)
-        else:
+        else:  # ParaView 5.11's reader hangs or crashes on ImageData of 1-D and 2-D grids
             _unstructured(root, sites)
-            for name, value in values.items():
-                point_data.create_dataset(name, data=pad3(value))
+        dims = tuple(reversed(sites.shape)) if image else (len(sites.points),)
+        for name, value in values.items():
+            value = pad3(value)
+            point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
+        if sites.shape is not None and not sites.complete:
+            inside = sites.inside
+            point_data.create_dataset("inside", data=inside.astype(np.uint8).reshape(dims))
+            ghost = np.where(inside, 0, HIDDENPOINT).astype(np.uint8).reshape(dims)
+            point_data.create_dataset("vtkGhostType", data=ghost)
+            hidden = ~inside[sites.cells[0][1]].all(axis=1)
+            cell_dims = tuple(max(n - 1, 1) for n in dims) if image else (len(hidden),)
+            cell_ghost = np.where(hidden, HIDDENCELL, 0).astype(np.uint8).reshape(cell_dims)
+            root.create_group("CellData").create_dataset("vtkGhostType", data=cell_ghost)
     return Path(path)
 
 
