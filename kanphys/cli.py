@@ -95,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     problems.add_argument("--quick", action="store_true", help="quick plans (smoke test)")
     problems.add_argument("--threads", type=int, default=1)
+    symbolic_bench = bench.add_parser("symbolic", help="exact recovery of formulas vs pykan")
+    symbolic_bench.add_argument(
+        "--json", type=Path, help="results (default results/benchmarks/symbolic.json; .md beside)"
+    )
+    symbolic_bench.add_argument(
+        "--only", nargs="+", metavar="PART", help="exp_sin, poisson2d and/or feynman"
+    )
+    symbolic_bench.add_argument("--quick", action="store_true", help="2 formulas (smoke test)")
+    symbolic_bench.add_argument("--threads", type=int, default=1)
     export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
     export.add_argument("run_dir", type=Path)
     export.add_argument(
@@ -186,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from kanphys.bench import problems
 
         return problems.main(args)
+    if args.command == "bench" and args.bench == "symbolic":
+        from kanphys.bench import symbolic
+
+        return symbolic.main(args)
     if args.command == "export":
         return _export(args)
     if args.command == "plot":
