@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kanphys.kan.basis import BSpline, Chebyshev, bspline_levels, reciprocal
+from kanphys.kan.basis import BSpline, Chebyshev, bspline_levels, evenly_spaced, reciprocal
 from kanphys.kan.layer import KANLayer
 
 __all__ = [
@@ -119,28 +119,34 @@ def basis_derivatives(layer: KANLayer, h: Tensor, order: int) -> list[Tensor]:
         raise TypeError(f"no closed-form derivatives for basis {layer.basis!r}")
     if not h.requires_grad:
         return evaluate(h, order)
-    return list(_BasisJet.apply(h, evaluate, order))
+    return list(_Jet.apply(h, evaluate, order, True))
 
 
-class _BasisJet(torch.autograd.Function):
-    """Basis derivatives 0..order of ``x``; backward uses derivative order + 1."""
+class _Jet(torch.autograd.Function):
+    """Derivatives 0..order of a function of ``x`` (``evaluate(x, count)`` gives them); the
+    backward pass uses derivative order + 1, so no graph of the evaluation is kept. With
+    ``per_basis`` the values carry a trailing basis dimension that the backward sums out."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, evaluate, order: int):
+    def forward(ctx, x: Tensor, evaluate, order: int, per_basis: bool):
         values = evaluate(x.detach(), order + 1)
+        ctx.per_basis = per_basis
         ctx.save_for_backward(*values[1:])
         return tuple(values[: order + 1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
-        derivatives = ctx.saved_tensors
         total = None
-        for grad, derivative in zip(grads, derivatives, strict=True):
-            if grad is not None:
+        for grad, derivative in zip(grads, ctx.saved_tensors, strict=True):
+            if grad is None:
+                continue
+            if ctx.per_basis:
                 term = (grad * derivative).sum(-1)
                 total = term if total is None else total + term
-        return total, None, None
+            else:
+                total = grad * derivative if total is None else total.addcmul(grad, derivative)
+        return total, None, None, None
 
 
 def _bspline_derivatives(x: Tensor, knots: Tensor, order: int, n_derivatives: int) -> list[Tensor]:
@@ -223,27 +229,7 @@ def _base_jet(name: str, x: Tensor, order: int) -> list[Tensor]:
     backward is the next derivative (instead of a graph of a dozen elementwise operations)."""
     if not x.requires_grad or order >= 3:
         return base_derivatives(name, x, order)
-    return list(_ElementwiseJet.apply(x, functools.partial(base_derivatives, name), order))
-
-
-class _ElementwiseJet(torch.autograd.Function):
-    """Derivatives 0..order of an elementwise function; backward uses derivative order + 1."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, evaluate, order: int):
-        values = evaluate(x.detach(), order + 1)
-        ctx.save_for_backward(*values[1:])
-        return tuple(values[: order + 1])
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        total = None
-        for grad, derivative in zip(grads, ctx.saved_tensors, strict=True):
-            if grad is None:
-                continue
-            total = grad * derivative if total is None else torch.addcmul(total, grad, derivative)
-        return total, None, None
+    return list(_Jet.apply(x, functools.partial(base_derivatives, name), order, False))
 
 
 def _silu_derivatives(x: Tensor, order: int) -> list[Tensor]:
@@ -271,10 +257,7 @@ def is_uniform_cubic(layer: KANLayer) -> bool:
     """True for a cubic B-spline layer whose knots are evenly spaced in every input."""
     if not isinstance(layer.basis, BSpline) or layer.basis.order != 3:
         return False
-    knots = layer.knots
-    widths = knots[:, 1:] - knots[:, :-1]
-    spread = (widths - widths[:, :1]).abs().max()
-    return bool(spread <= 64 * torch.finfo(knots.dtype).eps * knots.abs().max())
+    return bool(evenly_spaced(layer.knots).all())
 
 
 # Coefficients of the four cubic B-spline pieces in powers of u (rows: 1, u, u^2, u^3), and of

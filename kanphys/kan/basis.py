@@ -19,6 +19,7 @@ __all__ = [
     "basis_from_config",
     "bspline_basis",
     "bspline_levels",
+    "evenly_spaced",
     "extend_knots",
     "reciprocal",
     "snap_uniform",
@@ -127,13 +128,19 @@ def snap_uniform(knots: Tensor, source: torch.dtype) -> Tensor:
     recomputed as exactly evenly spaced in their own dtype; other rows are left as they are."""
     if knots.shape[-1] < 2 or not source.is_floating_point:
         return knots
-    widths = knots[:, 1:] - knots[:, :-1]
-    spread = (widths - widths.mean(dim=1, keepdim=True)).abs().amax(dim=1)
-    tolerance = 64 * torch.finfo(source).eps * knots.abs().amax(dim=1)
     steps = torch.arange(knots.shape[1], dtype=knots.dtype, device=knots.device)
     width = (knots[:, -1:] - knots[:, :1]) / (knots.shape[1] - 1)
     even = knots[:, :1] + steps * width
-    return torch.where((spread <= tolerance).unsqueeze(1), even, knots)
+    return torch.where(evenly_spaced(knots, source).unsqueeze(1), even, knots)
+
+
+def evenly_spaced(knots: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Per knot row ``(n_in, K)``: are the knots evenly spaced to within the round-off of
+    ``dtype`` (default: their own)? A boolean ``(n_in,)``."""
+    eps = torch.finfo(dtype or knots.dtype).eps
+    widths = knots[:, 1:] - knots[:, :-1]
+    spread = (widths - widths[:, :1]).abs().amax(dim=1)
+    return spread <= 64 * eps * knots.abs().amax(dim=1)
 
 
 @dataclass(frozen=True)
