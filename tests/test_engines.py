@@ -96,13 +96,15 @@ def test_float32_models_cast_to_float64_keep_exactly_uniform_knots():
 def test_local_cubic_basis_equals_the_recursion_including_derivatives():
     knots = kp.BSpline(grid=6).initial_knots(2, F64)
     x = torch.linspace(-2.6, 2.6, 500, dtype=F64).reshape(-1, 1).expand(-1, 2)  # past the knots
-    index, local, inv_width = jet.uniform_cubic_local(x.T, knots, 3)
+    u, interval, inv_width = jet.uniform_cubic_local(x.T, knots)
+    slots = jet.basis_slots(interval, knots.shape[1] - 4)
+    pieces = jet.cubic_pieces(u, 4)
     reference = jet._bspline_derivatives(x, knots, 3, 3)
     for k in range(4):
-        values = local[k] * inv_width**k
-        spare = torch.zeros(1, *index.shape[1:], dtype=F64)  # slot for missing basis functions
-        dense = torch.cat([reference[k].permute(2, 1, 0) * 0, spare])
-        dense = dense.scatter_add(0, index, values)[:-1].permute(2, 1, 0)
+        values = pieces[k] * inv_width**k
+        spares = torch.zeros(2, *slots.shape[1:], dtype=F64)  # slots 0 and size + 1
+        dense = torch.cat([spares[:1], reference[k].permute(2, 1, 0) * 0, spares[1:]])
+        dense = dense.scatter_add(0, slots, values)[1:-1].permute(2, 1, 0)
         assert torch.allclose(dense, reference[k], rtol=0, atol=1e-12 * 10**k), k
 
 

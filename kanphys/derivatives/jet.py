@@ -275,40 +275,41 @@ CUBIC = (
 )
 
 
-def uniform_cubic_local(x: Tensor, knots: Tensor, n_derivatives: int):
-    """Cubic B-splines on uniform knots, evaluated locally from the distance to the knots.
-
-    Each point lies in one knot interval, where only four basis functions are non-zero; they
-    are cubic polynomials of the position u in [0, 1) inside the interval, evaluated for all
-    derivative orders at once as a constant matrix times ``[1, u, u^2, u^3]``. The layout puts
-    the points last, so every elementwise operation runs over long contiguous rows.
+def uniform_cubic_local(x: Tensor, knots: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Where points lie on uniform cubic knots.
 
     Args:
-        x: ``(n_in, N)`` points, one row per input.
+        x: ``(n_in, N)`` points, one row per input (points last, so every elementwise
+            operation runs over long contiguous rows).
         knots: ``(n_in, K)`` evenly spaced knots per input.
-        n_derivatives: highest x-derivative wanted (at most 3).
 
     Returns:
-        ``(index (4, n_in, N), [values (4, n_in, N) for u-derivative orders 0..n_derivatives],
-        1 / width (n_in, 1))``: basis numbers (``size``, a spare slot that the contractions
-        ignore, where the basis function does not exist or the point lies outside the knots),
-        values, and the factor that turns a u-derivative into an x-derivative (the k-th needs
-        its k-th power).
+        ``(u (n_in, N), interval (n_in, N), 1 / width (n_in, 1))``: the position u in [0, 1)
+        inside the knot interval (differentiable in ``x``), the interval's number (integer,
+        negative or past ``K - 2`` outside the knots) and du/dx. Basis functions
+        ``interval - 3 .. interval`` are the four that can be non-zero there.
     """
     start, width = knots[:, :1], knots[:, 1:2] - knots[:, :1]
     position = (x - start) / width
     interval = torch.floor(position.detach())
-    u = position - interval
-    count = n_derivatives + 1
-    powers = torch.stack([torch.ones_like(u), u, u * u, u * u * u])
-    matrix = torch.tensor(CUBIC[:count], dtype=x.dtype, device=x.device)
-    matrix = matrix.transpose(1, 2).reshape(4 * count, 4)
-    pieces = (matrix @ powers.reshape(4, -1)).reshape(count, 4, *x.shape)
-    size = knots.shape[1] - 4
-    offsets = torch.arange(-3, 1, device=x.device).view(4, 1, 1)
-    basis = interval.long().unsqueeze(0) + offsets
-    basis = basis.clamp_(-1, size).remainder_(size + 1)  # below 0 or above size-1 -> size
-    return basis, list(pieces.unbind(0)), 1 / width
+    return position - interval, interval.long(), 1 / width
+
+
+def basis_slots(interval: Tensor, size: int) -> Tensor:
+    """``(4, n_in, N)`` slots of the four basis functions that can be non-zero in each
+    point's interval: basis function b sits in slot b + 1; slots 0 and ``size + 1`` are spares
+    (met by zero coefficients) for functions that do not exist near or past the ends."""
+    offsets = torch.arange(-2, 2, device=interval.device).view(4, 1, 1)
+    return (interval.unsqueeze(0) + offsets).clamp_(0, size + 1)
+
+
+def cubic_pieces(u: Tensor, count: int) -> Tensor:
+    """The four cubic B-spline pieces at ``u`` and their u-derivatives of orders below
+    ``count``: ``(count, 4, *u.shape)``, as a constant matrix times ``[1, u, u^2, u^3]``."""
+    powers = torch.stack([torch.ones_like(u), u, u * u, u * u * u]).reshape(4, -1)
+    rows = [*CUBIC, ((0.0,) * 4,) * 4][:count]
+    matrix = torch.tensor(rows, dtype=u.dtype, device=u.device).transpose(1, 2)
+    return (matrix.reshape(4 * count, 4) @ powers).reshape(count, 4, *u.shape)
 
 
 def layer_jet(
@@ -317,8 +318,8 @@ def layer_jet(
     """Value ``(n_out, N)`` and derivatives of a layer's output from those of its input.
 
     Everything is laid out points-last (``(features, N)``). Uniform cubic layers take the local
-    path (products on the four non-zero basis values, one scatter into the basis matrix); others
-    use the dense basis derivatives.
+    path (one fused autograd node from the four non-zero basis values per point to the
+    output); others use the dense basis derivatives.
 
     Args:
         layer: the KAN layer.
@@ -327,38 +328,21 @@ def layer_jet(
         indices: multi-indices to produce, closed under sub-multi-indices.
     """
     order = max((_order(i) for i in indices), default=0)
-    index, inv_width = None, None
+    named = [(multi, f) for multi in indices if (f := _chain_factors(multi, derivs))]
+    names = [multi for multi, _ in named]
     if is_uniform_cubic(layer):
-        index, spline, inv_width = uniform_cubic_local(value, layer.knots, order)
+        out = _uniform_cubic_jet(layer, value, [f for _, f in named])
     else:
         spline = [b.permute(2, 1, 0) for b in basis_derivatives(layer, value.T, order)]
-    base = _base_jet(layer.base, value, order) if layer.base is not None else None
-    rows, base_rows, names = [spline[0]], [base[0]] if base else [], []
-    for multi in indices:
-        factors = _chain_factors(multi, derivs)
-        if not factors:
-            continue
-        names.append(multi)
-        rows.append(_combine(spline, _in_u(factors, inv_width)))
-        if base:
-            base_rows.append(_combine(base, factors))
-    stacked = torch.stack(rows)
-    if index is not None and layer.n_out <= FEW_OUTPUTS:
-        out = _contract_local(layer, stacked, index)
-    else:
-        out = _contract_dense(layer, stacked, index)
-    if base:
+        rows = [spline[0], *(_combine(spline, f) for _, f in named)]
+        out = _contract_dense(layer, torch.stack(rows))
+    if layer.base is not None:
+        base = _base_jet(layer.base, value, order)
+        base_rows = [base[0], *(_combine(base, f) for _, f in named)]
         out = out + _contract(layer.scale_base.T, torch.stack(base_rows))
     new = dict.fromkeys(indices)
     new.update(zip(names, out[1:], strict=True))
     return out[0], new
-
-
-def _in_u(factors: dict[int, Tensor], inv_width: Tensor | None) -> dict[int, Tensor]:
-    """Chain factors for u-derivatives of the basis: the k-th times (du/dx)^k."""
-    if inv_width is None:
-        return factors
-    return {k: q * inv_width**k for k, q in factors.items()}
 
 
 def _combine(values: list[Tensor], factors: dict[int, Tensor]) -> Tensor:
@@ -371,49 +355,174 @@ def _combine(values: list[Tensor], factors: dict[int, Tensor]) -> Tensor:
     return out
 
 
-def _contract_dense(layer: KANLayer, stacked: Tensor, index: Tensor | None) -> Tensor:
-    """``(count, n_out, N)`` from basis rows ``(count, size or 4, n_in, N)`` through the dense
-    basis matrix (local rows are scattered into it first): one batched matrix product."""
+def _contract_dense(layer: KANLayer, stacked: Tensor) -> Tensor:
+    """``(count, n_out, N)`` from dense basis rows ``(count, size, n_in, N)``: one batched
+    matrix product."""
     count, n = stacked.shape[0], stacked.shape[-1]
-    stacked = stacked.reshape(count, -1)
-    coef = layer.effective_coef()
-    if index is not None:
-        stacked = _scatter_local(stacked, index, layer.basis.size)
-        coef = torch.nn.functional.pad(coef, (0, 0, 0, 1))  # zero spare slot
-    coef = coef.permute(2, 1, 0).reshape(layer.n_out, -1)
+    coef = layer.effective_coef().permute(2, 1, 0).reshape(layer.n_out, -1)
     return _contract(coef, stacked.view(count, -1, n))
-
-
-def _contract_local(layer: KANLayer, local: Tensor, index: Tensor) -> Tensor:
-    """``(count, n_out, N)`` from local rows ``(count, 4, n_in, N)`` for a layer with few
-    outputs: the four coefficients each point meets are gathered instead of building the
-    dense basis matrix (which would be mostly zeros and cost more memory than arithmetic)."""
-    n_in, slots = layer.n_in, layer.basis.size + 1
-    inputs = torch.arange(n_in, device=index.device).view(1, -1, 1)
-    coef = torch.nn.functional.pad(layer.effective_coef(), (0, 0, 0, 1))  # zero spare slot
-    columns = coef.reshape(n_in * slots, layer.n_out).T
-    flat = index + inputs * slots
-    outputs = [(local * column.take(flat)).sum((1, 2)) for column in columns]
-    return torch.stack(outputs, dim=1)
-
-
-def _scatter_local(local: Tensor, index: Tensor, size: int) -> Tensor:
-    """Local values ``(count, 4 * n_in * N)`` into the dense ``(count, (size + 1) * n_in * N)``
-    (the last slot is the spare one, met by zero coefficients).
-
-    One flat index per point and basis function, so the scatter (and the gather of its
-    backward) runs along contiguous rows.
-    """
-    _, n_in, n = index.shape
-    within = torch.arange(n_in * n, device=index.device).view(n_in, n)  # input, point
-    flat = (index * (n_in * n) + within).view(1, -1).expand(local.shape[0], -1)
-    dense = local.new_zeros(local.shape[0], (size + 1) * n_in * n)
-    return dense.scatter_add_(1, flat, local)
 
 
 def _contract(matrix: Tensor, batch: Tensor) -> Tensor:
     """``matrix (a, b) @ batch[c] (b, N)`` for every ``c``, as one batched product."""
     return torch.bmm(matrix.expand(batch.shape[0], -1, -1), batch)
+
+
+def _uniform_cubic_jet(layer: KANLayer, value: Tensor, factors: list[dict[int, Tensor]]):
+    """``(1 + len(factors), n_out, N)``: the spline part of a uniform cubic layer's value and
+    of each derivative channel ``sum_k phi^(k)(h) factors[k]``."""
+    u, interval, inv_width = uniform_cubic_local(value, layer.knots)
+    layout = ((0,), *(tuple(sorted(f)) for f in factors))
+    weights = [q * inv_width**k for f in factors for k, q in sorted(f.items())]
+    if layer.n_out <= FEW_OUTPUTS:
+        return _polynomial_jet(layer, u, interval, layout, weights)
+    coef, (n_in, n) = layer.effective_coef(), value.shape
+    within = torch.arange(n_in * n, device=value.device).view(n_in, n)
+    flat = basis_slots(interval, layer.basis.size) * (n_in * n) + within
+    matrix = coef.permute(2, 1, 0).reshape(layer.n_out, -1)  # columns (basis, input)
+    return _UniformCubic.apply(u, matrix, flat, layout, *weights)
+
+
+def _polynomial_jet(layer: KANLayer, u: Tensor, interval: Tensor, layout, weights) -> Tensor:
+    """The same for a layer with few outputs, from each edge's cubic polynomial on the
+    point's interval: its four power coefficients are gathered per point and output, so the
+    edge function and its u-derivatives follow by Horner's rule (no basis values at all)."""
+    n_in, n = u.shape
+    table = _interval_polynomials(layer)  # (n_out, 4, n_in * intervals)
+    rows = table.shape[-1] // n_in
+    inputs = torch.arange(n_in, device=u.device).view(-1, 1) * rows
+    index = ((interval + 1).clamp_(0, rows - 1) + inputs).view(-1)
+    top = max(max(k) for k in layout)
+    outputs = []
+    for powers in table:
+        a = powers.index_select(1, index).view(4, n_in, n)
+        edges = _horner(a, u, top)
+        flat = iter(weights)
+        channels = [edges[0]]
+        for orders in layout[1:]:
+            channels.append(_combine(edges, {k: next(flat) for k in orders}))
+        outputs.append(torch.stack(channels).sum(1))
+    return torch.stack(outputs, dim=1)
+
+
+def _interval_polynomials(layer: KANLayer) -> Tensor:
+    """``(n_out, 4, n_in * (size + 5))``: the power coefficients (1, u, u^2, u^3) of every
+    edge function on every knot interval, with an all-zero interval at each end for points
+    outside the knots (interval i + 1 of input r at column ``r * (size + 5) + i + 1``)."""
+    coef = torch.nn.functional.pad(layer.effective_coef(), (0, 0, 3, 3))  # missing functions
+    windows = coef.unfold(1, 4, 1)  # (n_in, intervals, n_out, 4): functions i - 3 .. i
+    pieces = torch.tensor(CUBIC[0], dtype=coef.dtype, device=coef.device)  # (power, piece)
+    powers = torch.nn.functional.pad(windows @ pieces.T, (0, 0, 0, 0, 1, 1))
+    return powers.permute(2, 3, 0, 1).reshape(layer.n_out, 4, -1)
+
+
+def _horner(a: Tensor, u: Tensor, order: int) -> list[Tensor]:
+    """u-derivatives 0..order of ``a0 + a1 u + a2 u^2 + a3 u^3`` (``a``: ``(4, ...)``)."""
+    a0, a1, a2, a3 = a.unbind(0)
+    values = [torch.addcmul(a0, torch.addcmul(a1, torch.addcmul(a2, a3, u), u), u)]
+    if order >= 1:
+        values.append(torch.addcmul(a1, torch.addcmul(a2, a3, u, value=1.5), u, value=2))
+    if order >= 2:
+        values.append(2 * torch.addcmul(a2, a3, u, value=3))
+    if order >= 3:
+        values.append(6 * a3)
+    return values
+
+
+class _UniformCubic(torch.autograd.Function):
+    """Local rows ``sum_k P_k(u) w_ck`` of the four cubic pieces per point (channel 0 is the
+    value, ``P_0``) contracted with the coefficients, as one autograd node: the rows are
+    scattered into the basis matrix ``(channels, slots * n_in, N)`` and multiplied, in one
+    batched product over the existing basis functions. The backward pass works from the
+    saved pieces, with the next u-derivative for the gradient in ``u``, so no graph of the
+    elementwise products is kept.
+    """
+
+    @staticmethod
+    def forward(ctx, u, matrix, flat, layout, *weights):
+        pieces = cubic_pieces(u, max(max(k) for k in layout) + 2)
+        rows = _local_rows(pieces, layout, weights)
+        basis = _scatter_rows(rows, flat, matrix.shape[1] + 2 * u.shape[0])
+        ctx.layout = layout
+        ctx.save_for_backward(matrix, flat, pieces, basis, *weights)
+        return _contract(matrix, _existing(basis, u.shape[0]))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        matrix, flat, pieces, basis, *weights = ctx.saved_tensors
+        n_in, grad_matrix = pieces.shape[2], None
+        grad_rows = _gather_rows(_basis_grad(matrix, grad, n_in), flat)
+        grad_rows = grad_rows.view(grad.shape[0], *pieces.shape[1:])
+        if ctx.needs_input_grad[1]:
+            grad_matrix = torch.bmm(grad, _existing(basis, n_in).transpose(1, 2)).sum(0)
+        grad_u, grad_weights = _local_backward(ctx, pieces, grad_rows, weights)
+        return grad_u, grad_matrix, None, None, *grad_weights
+
+
+def _local_rows(pieces: Tensor, layout, weights) -> Tensor:
+    """``(channels, 4, n_in, N)``: row 0 the value pieces, row c ``sum_k P_k w_ck``."""
+    rows = pieces.new_empty(len(layout), *pieces.shape[1:])
+    rows[0] = pieces[0]
+    flat = iter(weights)
+    for row, orders in zip(rows[1:], layout[1:], strict=True):
+        first, *rest = orders
+        torch.mul(pieces[first], next(flat), out=row)
+        for k in rest:
+            row.addcmul_(pieces[k], next(flat))
+    return rows
+
+
+def _scatter_rows(rows: Tensor, flat: Tensor, slots_times_inputs: int) -> Tensor:
+    """Local rows ``(C, 4, n_in, N)`` into the basis matrix ``(C, slots * n_in, N)``, one flat
+    index per point and basis function (distinct for existing functions; several missing
+    ones may share a spare slot, whose coefficients are zero)."""
+    count, n = rows.shape[0], rows.shape[-1]
+    basis = rows.new_zeros(count, slots_times_inputs * n)
+    basis.scatter_(1, flat.view(1, -1).expand(count, -1), rows.view(count, -1))
+    return basis.view(count, slots_times_inputs, n)
+
+
+def _existing(basis: Tensor, n_in: int) -> Tensor:
+    """The rows of the basis matrix ``(C, slots * n_in, N)`` that belong to existing basis
+    functions (all but the first and last slot): a view."""
+    return basis[:, n_in : basis.shape[1] - n_in]
+
+
+def _basis_grad(matrix: Tensor, grad: Tensor, n_in: int) -> Tensor:
+    """Gradient of the basis matrix ``(C, slots * n_in, N)``, zero in the spare slots: the
+    product is written straight into the rows of the existing functions."""
+    count, n = grad.shape[0], grad.shape[-1]
+    out = grad.new_empty(count, matrix.shape[1] + 2 * n_in, n)
+    out[:, :n_in].zero_()
+    out[:, -n_in:].zero_()
+    torch.bmm(matrix.T.expand(count, -1, -1), grad, out=_existing(out, n_in))
+    return out
+
+
+def _gather_rows(basis_grad: Tensor, flat: Tensor) -> Tensor:
+    count = basis_grad.shape[0]
+    return basis_grad.view(count, -1).gather(1, flat.view(1, -1).expand(count, -1))
+
+
+def _local_backward(ctx, pieces: Tensor, grad_rows: Tensor, weights):
+    """Gradients in ``u`` and in the weights from those of the local rows: row c is
+    ``sum_k P_k(u) w_ck``, so d/dw_ck = sum over pieces of grad * P_k and d/du = sum over
+    pieces of grad * sum_k P_(k+1) w_ck."""
+    grad_weights, by_order = [], {0: grad_rows[0]}
+    flat, position = iter(weights), 4
+    for g, orders in zip(grad_rows[1:], ctx.layout[1:], strict=True):
+        for k in orders:
+            w = next(flat)
+            needed = ctx.needs_input_grad[position]
+            grad_weights.append((g * pieces[k]).sum(0) if needed else None)
+            position += 1
+            if ctx.needs_input_grad[0]:
+                by_order[k] = g * w if k not in by_order else by_order[k].addcmul_(g, w)
+    grad_u = None
+    if ctx.needs_input_grad[0]:
+        grad_u = sum((pieces[k + 1] * g).sum(0) for k, g in by_order.items())
+    return grad_u, grad_weights
 
 
 def _chain_factors(index: Key, derivs: dict[Key, Tensor | None]) -> dict[int, Tensor]:
