@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     problems.add_argument("--quick", action="store_true", help="quick plans (smoke test)")
     problems.add_argument("--threads", type=int, default=1)
+    problems.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep each run directory as DIR/NAME-MODEL"
+    )
+    problems.add_argument(
+        "--figures", type=Path, metavar="DIR", help="write DIR/NAME.png: solution, error, losses"
+    )
     symbolic_bench = bench.add_parser("symbolic", help="exact recovery of formulas vs pykan")
     symbolic_bench.add_argument(
         "--json", type=Path, help="results (default results/benchmarks/symbolic.json; .md beside)"
@@ -104,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     symbolic_bench.add_argument("--quick", action="store_true", help="2 formulas (smoke test)")
     symbolic_bench.add_argument("--threads", type=int, default=1)
+    export_bench = bench.add_parser("export", help="export onto a million-point mesh: time, memory")
+    export_bench.add_argument(
+        "--json", type=Path, help="results (default results/benchmarks/export.json; .md beside)"
+    )
+    export_bench.add_argument("--n", type=int, default=100, help="mesh points per axis (n^3)")
+    export_bench.add_argument("--chunks", default="8192,65536", help="two chunk sizes")
+    export_bench.add_argument("--repeats", type=int, default=3, help="evaluation repeats")
+    export_bench.add_argument("--quick", action="store_true", help="tiny meshes (smoke test)")
+    export_bench.add_argument("--threads", type=int, default=1)
     export = commands.add_parser("export", help="write a run's fields for ParaView or h5py")
     export.add_argument("run_dir", type=Path)
     export.add_argument(
@@ -115,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--times", help="T0:T1:K (K times) or t1,t2,... for a time series")
     export.add_argument("--fields", help="comma-separated names (default all): u,grad_u,...")
     export.add_argument("--out", type=Path, help="file to write (default RUN_DIR/export/...)")
+    export.add_argument(
+        "--chunk", type=int, default=8192, help="points evaluated at a time (bounds memory)"
+    )
     plot = commands.add_parser("plot", help="figures of a run: network, edges, losses, fields")
     plot.add_argument("run_dir", type=Path)
     plot.add_argument("--out", type=Path, help="folder for the figures (default RUN_DIR/plots)")
@@ -199,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         from kanphys.bench import symbolic
 
         return symbolic.main(args)
+    if args.command == "bench" and args.bench == "export":
+        from kanphys.bench import export as export_bench
+
+        return export_bench.main(args)
     if args.command == "export":
         return _export(args)
     if args.command == "plot":
@@ -303,6 +325,7 @@ def _export(args: argparse.Namespace) -> int:
             resolution=args.resolution,
             times=args.times,
             fields=fields,
+            chunk=args.chunk,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"kanphys: error: {error}", file=sys.stderr)

@@ -369,6 +369,9 @@ class Problem:
             :class:`~kanphys.train.plan.Curriculum` can ramp them over the stages.
         constraints: hard constraints (:class:`kanphys.constraints.Constraints`) built into
             every surrogate of this problem: exact boundary or initial values, periodicity.
+        units: unit text by name of a coordinate, field, parameter, constant or equation
+            (``{"x": "m", "t": "s", "u": "K", "heat": "K/s"}``); exported arrays carry them
+            (gradients get derived units, see :mod:`kanphys.io.units`). Optional.
     """
 
     name: str
@@ -381,6 +384,7 @@ class Problem:
     description: str = ""
     constants: Mapping[str, float] = field(default_factory=dict)
     constraints: Any = None
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         fields = (self.fields,) if isinstance(self.fields, str) else tuple(self.fields)
@@ -390,6 +394,8 @@ class Problem:
         object.__setattr__(self, "parameters", tuple(self.parameters))
         object.__setattr__(self, "exact", dict(self.exact or {}))
         object.__setattr__(self, "constants", {k: float(v) for k, v in self.constants.items()})
+        if self.units is None or isinstance(self.units, Mapping):
+            object.__setattr__(self, "units", dict(self.units or {}))
         validate(self)
 
     @property
@@ -455,6 +461,8 @@ class Problem:
         lines += [f"    {c.name}: {c.describe()}" for c in self.conditions]
         if self.exact:
             lines.append(f"  exact:       {', '.join(self.exact)}")
+        if self.units:
+            lines.append("  units:       " + ", ".join(f"{k} [{u}]" for k, u in self.units.items()))
         return "\n".join(lines)
 
 
@@ -506,6 +514,39 @@ def validate(problem: Problem) -> None:
             )
         if not callable(function):
             raise ProblemError(f"exact solution of {name!r} must be a function of the points")
+    _check_units(problem)
+
+
+def _check_units(problem: Problem) -> None:
+    """Units are text, given for the problem's own names only."""
+    if not isinstance(problem.units, Mapping):
+        raise ProblemError(
+            f"problem {problem.name!r}: units must be a mapping of names to unit text such as "
+            f"{{'x': 'm', 'u': 'K'}}, got {type(problem.units).__name__}"
+        )
+    known = {
+        **dict.fromkeys(problem.coordinates, "coordinate"),
+        **dict.fromkeys(problem.fields, "field"),
+        **{p.name: "parameter" for p in problem.parameters},
+        **dict.fromkeys(problem.constants, "constant"),
+        **dict.fromkeys(problem.equations, "equation"),
+    }
+    for name, unit in problem.units.items():
+        if name not in known:
+            raise ProblemError(
+                f"problem {problem.name!r}: units given for {name!r}, which is not a coordinate, "
+                f"field, parameter, constant or equation; known names: {', '.join(known)}"
+            )
+        if not isinstance(unit, str):
+            raise ProblemError(
+                f"problem {problem.name!r}: unit of {known[name]} {name!r} must be text such as "
+                f"'m' or 'K', got {unit!r} ({type(unit).__name__})"
+            )
+        if not unit.strip() or unit != unit.strip():
+            raise ProblemError(
+                f"problem {problem.name!r}: unit of {known[name]} {name!r} is {unit!r}; give "
+                "non-empty text without surrounding spaces ('1' for dimensionless)"
+            )
 
 
 def _check_condition(problem: Problem, condition: AnyCondition, terms: set[str]) -> None:

@@ -23,6 +23,7 @@ from kanphys.geometry.mesh import MeshDomain
 from kanphys.io.fields import write_fields_h5, write_fields_vtu
 from kanphys.io.files import write_csv, write_json, write_text
 from kanphys.io.run import Run
+from kanphys.io.units import units_table
 from kanphys.kan import KAN, MLP, BSpline
 from kanphys.model import Surrogate
 from kanphys.problem import Problem
@@ -307,8 +308,10 @@ def finish(trainer: Trainer, out: Path, config: Mapping[str, Any]) -> dict[str, 
         "seed": trainer.seed,
         "n_eval_points": int(grid.points.shape[0]),
         "versions": versions(),
+        "units": dict(problem.units),
     }
-    write_fields_vtu(out / "fields.vtu", grid, values)
+    units = units_table(problem, values)
+    write_fields_vtu(out / "fields.vtu", grid, values, units)
     write_fields_h5(
         out / "fields.h5",
         grid,
@@ -316,7 +319,8 @@ def finish(trainer: Trainer, out: Path, config: Mapping[str, Any]) -> dict[str, 
         coordinates=problem.coordinates,
         fields=problem.fields,
         problem=problem.name,
-        metadata={"metrics": metrics, "config": dict(config)},
+        metadata={"metrics": metrics, "config": dict(config), "units": units},
+        units=units,
     )
     if problem.domain.time_index is not None:
         metadata = {"metrics": metrics, "config": dict(config), "versions": metrics["versions"]}

@@ -39,6 +39,7 @@ problem = kp.Problem(
     ],
     exact={"u": exact},
     description="u_t = u_xx + (pi^2 - 1) exp(-t) sin(pi x) on [-1,1] x [0,1]",
+    units={"x": "m", "t": "s", "u": "mol/m^3", "diffusion": "mol/m^3/s"},
 )
 
 

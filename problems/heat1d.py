@@ -30,6 +30,7 @@ problem = kp.Problem(
     ],
     exact={"u": lambda p: torch.exp(-(PI**2) * p[:, 1]) * torch.sin(PI * p[:, 0])},
     description="u_t = u_xx on [0,1] x [0,1], u = 0 at both ends, u(x, 0) = sin(pi x)",
+    units={"x": "m", "t": "s", "u": "K", "heat": "K/s"},
 )
 
 

@@ -87,6 +87,14 @@ problem = kp.Problem(
     ],
     exact={"ux": exact(0), "uy": exact(1)},
     description="plane-stress plate with a hole under tension (Kirsch), quarter model",
+    units={
+        "x": "m",
+        "y": "m",
+        "ux": "m",
+        "uy": "m",
+        "equilibrium_x": "Pa/m",
+        "equilibrium_y": "Pa/m",
+    },
 )
 
 

@@ -121,6 +121,23 @@ def arrays(data):
     return out
 
 
+def units(data):  # UNITS_LABEL of the point arrays; field data string arrays units_<name>
+    from vtkmodules.vtkCommonCore import vtkDataArray
+
+    out = {}
+    points = data.GetPointData()
+    for i in range(points.GetNumberOfArrays()):
+        information = points.GetArray(i).GetInformation()
+        if information is not None and information.Has(vtkDataArray.UNITS_LABEL()):
+            out[points.GetArrayName(i)] = information.Get(vtkDataArray.UNITS_LABEL())
+    field = data.GetFieldData()
+    for i in range(field.GetNumberOfArrays()):
+        array = field.GetAbstractArray(i)
+        if array.GetName().startswith("units_"):
+            out[array.GetName()] = [array.GetValue(j) for j in range(array.GetNumberOfValues())]
+    return out
+
+
 def inspect(entry):
     reader = OpenDataFile(entry["path"])
     if reader is None:
@@ -137,6 +154,8 @@ def inspect(entry):
         "point_data": arrays(reader.PointData),
         "cell_data": arrays(reader.CellData),
     }
+    if entry.get("units"):
+        report["units"] = units(servermanager.Fetch(reader))
     if entry.get("screenshot"):
         view = CreateView("RenderView")
         view.ViewSize = [900, 700]
@@ -293,7 +312,9 @@ def paraview_report(tmp_path_factory):
          "time": 0.5, "expect": expected(heat, grid_sites(kp.Interval(0.0, 1.0)), [0.5]),
          "screenshot": str(shots / "paraview-heat1d-series.png"), "color": "u", "line_width": 6,
          "warp": 0.4, "min_drawn": 0.005},
-        {"name": "run-vtu", "path": heat / "fields.vtu", "points": 11 * 11,
+        {"name": "vtkhdf-units", "path": export(heat, folder / "h.hdf", "vtkhdf", *resolution),
+         "units": True},
+        {"name": "run-vtu", "path": heat / "fields.vtu", "points": 11 * 11, "units": True,
          "screenshot": str(shots / "paraview-heat1d-space-time.png"), "color": "u"},
     ]  # fmt: skip
     for entry in spec:
@@ -354,6 +375,17 @@ def test_paraview_sees_every_time_step(paraview_report, name):
 def test_paraview_reads_vtkhdf_with_its_own_reader(paraview_report):
     for name in ("vtkhdf-image", "vtkhdf-grid", "vtkhdf-mesh"):
         assert paraview_report[name][1]["reader"] in ("HDFReader", "VTKHDFReader")
+
+
+def test_paraview_reads_the_units_from_vtu_and_vtkhdf(paraview_report):
+    vtu = paraview_report["run-vtu"][1]  # heat1d declares x [m], t [s], u [K], heat [K/s]
+    assert "error" not in vtu, vtu.get("error")
+    assert vtu["units"]["u"] == "K" and vtu["units"]["u_error"] == "K"
+    assert vtu["units"]["grad_u"] == "K/m" and vtu["units"]["residual_heat"] == "K/s"
+    hdf = paraview_report["vtkhdf-units"][1]  # x-t grid: an UnstructuredGrid of quads
+    assert "error" not in hdf, hdf.get("error")
+    assert hdf["units"]["units_u"] == ["K"] and hdf["units"]["units_grad_u"] == ["K/m"]
+    assert hdf["units"]["units_residual_heat"] == ["K/s"]
 
 
 @pytest.mark.parametrize("name", ["vti", "vtkhdf-grid", "mesh-vtu", "run-pvd", "run-vtu"])

@@ -27,8 +27,14 @@ then ``os.replace``). :func:`export` does it all for a run directory (``kanphys 
     /inside               (M,) bool, regular grids only: False where the point lies outside
                           the domain (its values are NaN)
     attributes on /: ``layout`` ("kanphys-results-1"), ``problem``, ``kind`` ("grid", "mesh"
-    or "points"), ``metadata`` (JSON: metrics, config, versions), and for regular grids
+    or "points"), ``metadata`` (JSON: metrics, config, versions, units), and for regular grids
     ``shape``, ``origin``, ``spacing`` (points are ordered with the first axis fastest)
+
+Units (when the problem declares them, see :mod:`kanphys.io.units`) are attributes ``units``
+on the datasets, CF style: a string on ``/fields``, ``/exact``, ``/error``, ``/residual``
+datasets and on ``/times``; on ``/gradient/<name>`` a string, or one string per spatial
+coordinate when their units differ; on ``/coordinates`` one string per column ("" where
+undeclared).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from kanphys.io.files import atomic_path
+from kanphys.io.units import Unit, array_units, set_units
 
 __all__ = [
     "EXTENSIONS",
@@ -231,17 +238,26 @@ def add_cell_values(path: str | Path, problem, model, sites: Sites, **options: A
     finite-element result on the same mesh. ``options`` go to :func:`evaluate`."""
     import pyvista as pv
 
-    from kanphys.io.vtk import pad3
+    from kanphys.io.vtk import pad3, set_unit
 
     blocks = [cells for _, cells in sites.cells if len(cells)]
-    centroids = np.concatenate([sites.points[cells].mean(axis=1) for cells in blocks])
+    centroids = np.concatenate([_centroids(sites.points, cells) for cells in blocks])
     at_cells = evaluate(problem, model, Sites("points", centroids, ()), **options)
     dataset = pv.read(path)
     for name, value in at_cells.frames[0].items():
         dataset.cell_data[name] = pad3(value)
+        set_unit(dataset.GetCellData(), name, at_cells.units.get(name))
     with atomic_path(path) as temporary:
         dataset.save(temporary, binary=True)
     return Path(path)
+
+
+def _centroids(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Cell centroids ``(C, d)``, summed vertex by vertex (no ``(C, k, d)`` temporary)."""
+    total = np.zeros((len(cells), points.shape[1]))
+    for k in range(cells.shape[1]):
+        total += points[cells[:, k]]
+    return total / cells.shape[1]
 
 
 def point_sites(path: str | Path, dim: int, names: Sequence[str] = ()) -> Sites:
@@ -303,6 +319,18 @@ class Evaluation:
     times: np.ndarray | None = None
     problem: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    units: Mapping[str, Unit] = field(default_factory=dict)
+    coordinate_units: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def time_unit(self) -> str:
+        """The unit of the time coordinate (the declared coordinate not in ``coordinates``)."""
+        others = [u for c, u in self.coordinate_units.items() if c not in self.coordinates]
+        return others[0] if self.times is not None and others else ""
+
+    def units_table(self) -> dict[str, Unit]:
+        """Units of the coordinates and of the arrays written, for metadata files."""
+        return {**self.coordinate_units, **self.units}
 
     def frame_items(self) -> Iterator[tuple[float | None, dict[str, np.ndarray]]]:
         times = self.times if self.times is not None else [None] * len(self.frames)
@@ -329,9 +357,8 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate ``fields`` (default all of :func:`available_fields`) at the sites, at each of
     ``times`` (spatial sites of a time-dependent problem) or once (sites with every
-    coordinate). Grid points outside the domain get NaN."""
-    from kanphys.evaluate import evaluate_fields
-
+    coordinate), ``chunk`` points at a time. Grid points outside the domain get NaN. The
+    evaluation carries the units of its arrays (:func:`kanphys.io.units.array_units`)."""
     known = available_fields(problem)
     selected = list(fields) if fields else known
     unknown = [name for name in selected if name not in known]
@@ -351,21 +378,15 @@ def evaluate(
             f"sites have {sites.dim} coordinates, problem {problem.name!r} needs "
             f"{len(coordinates)} ({', '.join(coordinates)})"
         )
-    mask = sites.inside if sites.inside is not None else np.ones(len(sites.points), dtype=bool)
     residuals = any(name.startswith("residual_") for name in selected)
-    frames = []
-    for t in times if times is not None else [None]:
-        points = sites.points[mask]
-        if t is not None:
-            points = np.insert(points, time_index, t, axis=1)
-        values = evaluate_fields(problem, model, points, chunk=chunk, residuals=residuals)
-        frame = {}
-        for name in selected:
-            value = values[name]
-            full = np.full((len(sites.points), *value.shape[1:]), np.nan)
-            full[mask] = value
-            frame[name] = full
-        frames.append(frame)
+    if len(sites.points) == 0 or (sites.inside is not None and not sites.inside.any()):
+        raise ExportError(f"no point of the {sites.kind} lies in the domain of {problem.name!r}")
+    if chunk < 1:
+        raise ExportError(f"chunk must be at least 1 point, got {chunk}")
+    frames = [
+        _frame(problem, model, sites, t, selected, chunk, residuals)
+        for t in (times if times is not None else [None])
+    ]
     return Evaluation(
         sites,
         coordinates,
@@ -373,7 +394,34 @@ def evaluate(
         None if times is None else np.asarray(times, dtype=np.float64),
         problem.name,
         dict(metadata or {}),
+        array_units(problem, selected),
+        {c: problem.units[c] for c in problem.coordinates if c in problem.units},
     )
+
+
+def _frame(problem, model, sites: Sites, t, selected, chunk: int, residuals: bool) -> dict:
+    """The ``selected`` arrays at the sites inside the domain (NaN at the others), at time
+    ``t`` (None: the sites hold every coordinate). Each chunk is evaluated and written into
+    arrays allocated once, so that the memory beyond the result grows with ``chunk``, not
+    with the number of sites."""
+    from kanphys.evaluate import evaluate_fields
+
+    inside = sites.inside
+    points = sites.points if inside is None else sites.points[inside]
+    rows = None if inside is None else np.flatnonzero(inside)
+    frame: dict[str, np.ndarray] = {}
+    for start in range(0, len(points), chunk):
+        part = points[start : start + chunk]
+        if t is not None:
+            part = np.insert(part, problem.domain.time_index, t, axis=1)
+        values = evaluate_fields(problem, model, part, chunk=chunk, residuals=residuals)
+        where = slice(start, start + chunk) if rows is None else rows[start : start + chunk]
+        for name in selected:
+            value = values[name]
+            if name not in frame:
+                frame[name] = np.full((len(sites.points), *value.shape[1:]), np.nan)
+            frame[name][where] = value
+    return frame
 
 
 def write(path: str | Path, evaluation: Evaluation, format: str) -> list[Path]:
@@ -429,10 +477,14 @@ def write_results_h5(path: str | Path, evaluation: Evaluation) -> Path:
         h5.attrs["layout"] = LAYOUT
         h5.attrs["problem"] = evaluation.problem
         h5.attrs["kind"] = sites.kind
-        h5.attrs["metadata"] = json.dumps(evaluation.metadata)
-        h5.create_dataset("coordinates", data=sites.points).attrs["names"] = list(
-            evaluation.coordinates
+        h5.attrs["metadata"] = json.dumps(
+            {**evaluation.metadata, "units": evaluation.units_table()}
         )
+        coordinates = h5.create_dataset("coordinates", data=sites.points)
+        coordinates.attrs["names"] = list(evaluation.coordinates)
+        axis_units = [evaluation.coordinate_units.get(c, "") for c in evaluation.coordinates]
+        if any(axis_units):
+            coordinates.attrs["units"] = axis_units
         cells = h5.create_group("cells")
         for kind, block in sites.cells:
             name, n = kind, 1
@@ -445,12 +497,15 @@ def write_results_h5(path: str | Path, evaluation: Evaluation) -> Path:
             h5.attrs["spacing"] = sites.spacing
             h5.create_dataset("inside", data=sites.inside)
         if evaluation.times is not None:
-            h5.create_dataset("times", data=evaluation.times)
+            times = h5.create_dataset("times", data=evaluation.times)
+            if evaluation.time_unit:
+                times.attrs["units"] = evaluation.time_unit
         for name in evaluation.frames[0]:
             stacked = [frame[name] for frame in evaluation.frames]
             data = np.stack(stacked) if evaluation.times is not None else stacked[0]
             group, key = _group(name)
-            h5.require_group(group).create_dataset(key, data=data)
+            dataset = h5.require_group(group).create_dataset(key, data=data)
+            set_units(dataset, evaluation.units.get(name))
     return Path(path)
 
 
@@ -488,6 +543,8 @@ def export(
         times: ``"T0:T1:K"`` or an array: spatial sites at these times (time-dependent
             problems; pvd, xdmf and h5 default to the problem's interval at 11 times).
         fields: names to write (default all; see :func:`available_fields`).
+        chunk: points evaluated at a time; the memory evaluation needs beyond its result
+            grows with it, not with the number of points (``kanphys bench export``).
 
     Returns:
         The files written, the main one first.

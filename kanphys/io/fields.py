@@ -1,4 +1,4 @@
-"""Solution fields on an evaluation grid, as VTK unstructured grid (meshio) and HDF5 (h5py).
+"""Solution fields on an evaluation grid, as VTK unstructured grid and HDF5 (h5py).
 
 ``fields.h5`` layout::
 
@@ -9,7 +9,11 @@
     /exact/<name>         (M,) exact or reference solution (when known)
     /error/<name>         (M,) prediction minus exact
     /residual/<equation>  (M,) equation residual
-    attributes on /: ``problem``, ``metadata`` (JSON: metrics, config, versions)
+    attributes on /: ``problem``, ``metadata`` (JSON: metrics, config, versions, units)
+
+Units the problem declares (see :mod:`kanphys.io.units`) are CF-style attributes ``units`` on
+the datasets (on ``/coordinates`` one string per column, "" where undeclared), and VTK's
+``UNITS_LABEL`` information key on the arrays of ``fields.vtu`` (see :mod:`kanphys.io.vtk`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from kanphys.evaluate import EvaluationGrid
 from kanphys.io.files import atomic_path
+from kanphys.io.units import Unit, set_units
 
 __all__ = ["write_fields_h5", "write_fields_vtu"]
 
@@ -36,15 +41,24 @@ def _padded(array: np.ndarray, width: int = 3) -> np.ndarray:
 
 
 def write_fields_vtu(
-    path: str | Path, grid: EvaluationGrid, values: Mapping[str, np.ndarray]
+    path: str | Path,
+    grid: EvaluationGrid,
+    values: Mapping[str, np.ndarray],
+    units: Mapping[str, Unit] | None = None,
 ) -> None:
-    """Write point data on the grid's cells as a ``.vtu`` file (vectors padded to 3 components)."""
+    """Write point data on the grid's cells as a ``.vtu`` file (vectors padded to 3
+    components), each array with its unit from ``units`` as VTK's ``UNITS_LABEL``."""
     import meshio
+    import pyvista as pv
 
-    point_data = {name: _padded(v) for name, v in values.items()}
-    mesh = meshio.Mesh(_padded(grid.points), [(grid.cell_type, grid.cells)], point_data=point_data)
+    from kanphys.io.vtk import set_unit
+
+    dataset = pv.from_meshio(meshio.Mesh(_padded(grid.points), [(grid.cell_type, grid.cells)]))
+    for name, value in values.items():
+        dataset.point_data[name] = _padded(value)
+        set_unit(dataset.GetPointData(), name, (units or {}).get(name))
     with atomic_path(path) as temporary:
-        meshio.write(temporary, mesh, file_format="vtu")
+        dataset.save(temporary, binary=True)
 
 
 GROUPS = (("grad_", "gradient"), ("residual_", "residual"))
@@ -70,15 +84,22 @@ def write_fields_h5(
     fields: Sequence[str],
     problem: str,
     metadata: Mapping[str, Any],
+    units: Mapping[str, Unit] | None = None,
 ) -> None:
-    """Write the documented ``fields.h5`` layout (see the module docstring)."""
+    """Write the documented ``fields.h5`` layout (see the module docstring); ``units`` by
+    coordinate and array name."""
     import h5py
 
+    units = dict(units or {})
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as h5:
         h5.attrs["problem"] = problem
         h5.attrs["metadata"] = json.dumps(metadata)
-        h5.create_dataset("coordinates", data=grid.points).attrs["names"] = list(coordinates)
+        points = h5.create_dataset("coordinates", data=grid.points)
+        points.attrs["names"] = list(coordinates)
+        if any(name in units for name in coordinates):
+            points.attrs["units"] = [str(units.get(name, "")) for name in coordinates]
         h5.create_dataset("cells", data=grid.cells).attrs["cell_type"] = grid.cell_type
         for name, value in values.items():
             group, key = _group(name, fields)
-            h5.require_group(group).create_dataset(key, data=value)
+            dataset = h5.require_group(group).create_dataset(key, data=value)
+            set_units(dataset, units.get(name))

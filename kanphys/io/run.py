@@ -7,8 +7,8 @@
       problem.txt     the problem, printed
       checkpoint.pt   latest checkpoint (torch.load(..., weights_only=True))
       history.csv     one row per step: losses per term, learning rate, time
-      metrics.json    errors against the exact solution, time, steps, sizes, versions
-      fields.vtu      fields, exact solution, errors, residuals on the evaluation grid
+      metrics.json    errors against the exact solution, time, steps, sizes, versions, units
+      fields.vtu      fields, exact solution, errors, residuals on the evaluation grid (with units)
       fields.h5       the same in HDF5 (layout in kanphys.io.fields)
       fields.pvd      time-dependent problems: a ParaView series (fields/, one file per time)
 """

@@ -6,6 +6,15 @@ config, versions); ``.vtu`` files and ``.pvd`` collections, which meshio must be
 (it reads no string arrays), have them in ``<stem>.metadata.json`` beside them. A frame of a
 time series has field data ``TimeValue``.
 
+Units (when the problem declares them, see :mod:`kanphys.io.units`): every point and cell
+array with a unit carries VTK's own information key ``vtkDataArray.UNITS_LABEL`` (written in
+the XML as ``<InformationKey name="UNITS_LABEL">``; VTK, pvpython and PyVista read it back,
+meshio skips it); ``.vti`` and ``.vts`` files also carry field data ``units_<name>``, a string
+array holding the unit (one string per component for a gradient whose coordinates have
+different units), visible in ParaView's Information panel and spreadsheet view. ``.vtu`` and
+``.pvd`` files have them as ``"units"`` in ``<stem>.metadata.json`` (meshio reads no string
+arrays).
+
 Regular grids of a domain that does not fill its bounding box (a CSG domain) keep every point
 in ``.vti`` / ``.vts``: values outside the domain are NaN, the point array ``inside`` is 0
 there, and the ghost arrays ``vtkGhostType`` mark the points outside as hidden (HIDDENPOINT)
@@ -17,17 +26,29 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kanphys.io.files import atomic_path, write_text
+from kanphys.io.units import Unit, label
 
 if TYPE_CHECKING:
     from kanphys.io.export import Evaluation
 
-__all__ = ["sidecar", "to_pyvista", "write_pvd", "write_vti", "write_vts", "write_vtu"]
+__all__ = [
+    "array_unit",
+    "set_unit",
+    "sidecar",
+    "string_array",
+    "to_pyvista",
+    "write_pvd",
+    "write_vti",
+    "write_vts",
+    "write_vtu",
+]
 
 HIDDENPOINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 HIDDENCELL = 32  # vtkDataSetAttributes::HIDDENCELL
@@ -39,6 +60,35 @@ def pad3(array: np.ndarray) -> np.ndarray:
     if array.ndim == 1 or array.shape[1] >= 3:
         return array
     return np.hstack([array, np.zeros((array.shape[0], 3 - array.shape[1]))])
+
+
+def set_unit(data, name: str, unit: Unit | None) -> None:
+    """Set ``UNITS_LABEL`` on the array ``name`` of VTK point or cell data (a per-component
+    unit as one string, components joined by ", "); nothing for None."""
+    if unit is None:
+        return
+    from vtkmodules.vtkCommonCore import vtkDataArray
+
+    data.GetArray(name).GetInformation().Set(vtkDataArray.UNITS_LABEL(), label(unit))
+
+
+def string_array(name: str, text: str | Sequence[str]):
+    """A ``vtkStringArray`` (PyVista refuses non-ASCII text such as "°C"; VTK stores UTF-8)."""
+    from vtkmodules.vtkCommonCore import vtkStringArray
+
+    array = vtkStringArray()
+    array.SetName(name)
+    for value in [text] if isinstance(text, str) else text:
+        array.InsertNextValue(value)
+    return array
+
+
+def array_unit(data, name: str) -> str | None:
+    """The ``UNITS_LABEL`` of the array ``name`` of VTK point or cell data (None if unset)."""
+    from vtkmodules.vtkCommonCore import vtkDataArray
+
+    information = data.GetArray(name).GetInformation()
+    return information.Get(vtkDataArray.UNITS_LABEL()) if information is not None else None
 
 
 def _dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -72,6 +122,7 @@ def to_pyvista(evaluation: Evaluation, frame: int = 0, kind: str = "vtu"):
     values = evaluation.frames[frame]
     for name, value in values.items():
         dataset.point_data[name] = pad3(value)
+        set_unit(dataset.GetPointData(), name, evaluation.units.get(name))
     if kind != "vtu" and not sites.complete:
         inside = sites.inside
         dataset.point_data["inside"] = inside.astype(np.uint8)
@@ -81,6 +132,9 @@ def to_pyvista(evaluation: Evaluation, frame: int = 0, kind: str = "vtu"):
     if kind != "vtu":  # meshio cannot read string arrays: .vtu gets a JSON sidecar instead
         dataset.field_data["kanphys_problem"] = [evaluation.problem]
         dataset.field_data["kanphys_metadata"] = [json.dumps(evaluation.metadata)]
+        for name, unit in evaluation.units.items():
+            if name in values:
+                dataset.GetFieldData().AddArray(string_array(f"units_{name}", unit))
     if evaluation.times is not None:
         dataset.field_data["TimeValue"] = np.array([evaluation.times[frame]])
     return dataset
@@ -99,9 +153,11 @@ def sidecar(path: str | Path) -> Path:
 
 
 def write_sidecar(path: str | Path, evaluation: Evaluation) -> Path:
-    """Write ``{"problem": ..., **metadata}`` beside ``path`` (atomically)."""
+    """Write ``{"problem": ..., "units": ..., **metadata}`` beside ``path`` (atomically);
+    ``units`` holds the coordinates' and the arrays' units (lists for per-component units)."""
     target = sidecar(path)
-    content = {"problem": evaluation.problem, **evaluation.metadata}
+    units = {k: u if isinstance(u, str) else list(u) for k, u in evaluation.units_table().items()}
+    content = {"problem": evaluation.problem, "units": units, **evaluation.metadata}
     write_text(target, json.dumps(content, indent=2) + "\n")
     return target
 

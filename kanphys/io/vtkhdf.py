@@ -14,7 +14,15 @@ of 1-D and 2-D grids whatever the layout of its arrays::
         Points (M, 3), Connectivity, Offsets (C + 1,), Types (C,) uint8
         PointData/<name>        (M,) or (M, 3); grids' blanked points and cells as above
 
-Metadata: attributes ``kanphys_problem`` and ``kanphys_metadata`` (JSON) on the file's root.
+Metadata: attributes ``kanphys_problem`` and ``kanphys_metadata`` (JSON, with the coordinates'
+and arrays' ``units``) on the file's root.
+
+Units (when the problem declares them, see :mod:`kanphys.io.units`): an attribute ``units``
+on each ``PointData/<name>`` dataset (CF style: a string, or one string per component for a
+gradient whose coordinates have different units), for h5py; and ``FieldData/units_<name>``,
+a string array that VTK's reader turns into field data (stored as UTF-8 bytes under HDF5's
+ASCII string type, the one VTK reads; ParaView 5.11 reads it for UnstructuredGrid files, not
+for ImageData).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kanphys.io.files import atomic_path
+from kanphys.io.units import set_units
 from kanphys.io.vtk import HIDDENCELL, HIDDENPOINT, pad3
 
 if TYPE_CHECKING:
@@ -58,7 +67,8 @@ def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Pa
     values = evaluation.frames[frame]
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as h5:
         h5.attrs["kanphys_problem"] = evaluation.problem
-        h5.attrs["kanphys_metadata"] = json.dumps(evaluation.metadata)
+        metadata = {**evaluation.metadata, "units": evaluation.units_table()}
+        h5.attrs["kanphys_metadata"] = json.dumps(metadata)
         root = h5.create_group("VTKHDF")
         root.attrs["Version"] = np.array([1, 0], dtype=np.int64)
         point_data = root.create_group("PointData")
@@ -70,7 +80,9 @@ def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Pa
         dims = tuple(reversed(sites.shape)) if image else (len(sites.points),)
         for name, value in values.items():
             value = pad3(value)
-            point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
+            data = point_data.create_dataset(name, data=value.reshape(*dims, *value.shape[1:]))
+            set_units(data, evaluation.units.get(name))
+        _unit_field_data(root, {k: u for k, u in evaluation.units.items() if k in values})
         if sites.shape is not None and not sites.complete:
             inside = sites.inside
             point_data.create_dataset("inside", data=inside.astype(np.uint8).reshape(dims))
@@ -81,6 +93,20 @@ def write_vtkhdf(path: str | Path, evaluation: Evaluation, frame: int = 0) -> Pa
             cell_ghost = np.where(hidden, HIDDENCELL, 0).astype(np.uint8).reshape(cell_dims)
             root.create_group("CellData").create_dataset("vtkGhostType", data=cell_ghost)
     return Path(path)
+
+
+def _unit_field_data(root, units) -> None:
+    """``FieldData/units_<name>``: one string per array (per component when they differ),
+    UTF-8 bytes typed as ASCII strings: VTK's reader fails on HDF5's UTF-8 string type."""
+    import h5py
+
+    if not units:
+        return
+    field_data = root.create_group("FieldData")
+    for name, unit in units.items():
+        text = [unit] if isinstance(unit, str) else list(unit)
+        data = np.array([t.encode() for t in text], dtype=object)
+        field_data.create_dataset(f"units_{name}", data=data, dtype=h5py.string_dtype("ascii"))
 
 
 def _image_data(root, sites) -> None:

@@ -6,8 +6,12 @@ geometry and topology datasets; their attributes point at one dataset per field 
     /mesh/points            (M, 3) float64 (padded with zeros)
     /mesh/topology          (C, k) int64 for one cell type, or the XDMF "Mixed" stream
     /times                  (K,) float64
-    /step_<k>/<name>        (M,) scalars or (M, 3) vectors at time k
-    attributes on /: kanphys_problem, kanphys_metadata (JSON)
+    /step_<k>/<name>        (M,) scalars or (M, 3) vectors at time k, attribute ``units``
+                            when known (CF style, see kanphys.io.units)
+    attributes on /: kanphys_problem, kanphys_metadata (JSON, with the ``units`` table)
+
+``/times`` has the time coordinate's ``units`` when declared. The XML itself has no standard
+place for units (and meshio's XDMF reader accepts nothing but the data item in an attribute).
 
 A regular grid is written without its cells outside the domain (as ``.vtu``). Mixed meshes
 drop their vertex cells (the fields live on the points anyway).
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kanphys.io.files import atomic_path, write_text
+from kanphys.io.units import set_units
 from kanphys.io.vtk import pad3
 
 if TYPE_CHECKING:
@@ -93,13 +98,15 @@ def write_xdmf(path: str | Path, evaluation: Evaluation) -> list[Path]:
     )
     with atomic_path(h5_path) as temporary, h5py.File(temporary, "w") as h5:
         h5.attrs["kanphys_problem"] = evaluation.problem
-        h5.attrs["kanphys_metadata"] = json.dumps(evaluation.metadata)
+        metadata = {**evaluation.metadata, "units": evaluation.units_table()}
+        h5.attrs["kanphys_metadata"] = json.dumps(metadata)
         h5.create_dataset("mesh/points", data=points)
         h5.create_dataset("mesh/topology", data=topology)
-        h5.create_dataset("times", data=times)
+        set_units(h5.create_dataset("times", data=times), evaluation.time_unit or None)
         for k, frame in enumerate(evaluation.frames):
             for name, value in frame.items():
-                h5.create_dataset(f"step_{k}/{name}", data=pad3(value))
+                dataset = h5.create_dataset(f"step_{k}/{name}", data=pad3(value))
+                set_units(dataset, evaluation.units.get(name))
 
     root = ET.Element("Xdmf", Version="3.0")
     domain = ET.SubElement(root, "Domain")
