@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import time
 from pathlib import Path
@@ -24,7 +25,14 @@ from kanphys.symbolic.regress import RegressOptions, regress
 from kanphys.symbolic.sparsify import Sparsify, prune
 from kanphys.symbolic.verify import problem_metrics
 
-__all__ = ["add_parsers", "main_regress", "main_symbolic", "read_table", "symbolic_run"]
+__all__ = [
+    "add_parsers",
+    "lowest_loss_run",
+    "main_regress",
+    "main_symbolic",
+    "read_table",
+    "symbolic_run",
+]
 
 log = logging.getLogger(__name__)
 FIGURE = "symbolic_edges.png"
@@ -33,7 +41,12 @@ FIGURE = "symbolic_edges.png"
 def add_parsers(commands) -> None:
     """Add the ``symbolic`` and ``regress`` subcommands to the ``kanphys`` parser."""
     symbolic = commands.add_parser("symbolic", help="read a formula off a trained KAN run")
-    symbolic.add_argument("run_dir", type=Path)
+    symbolic.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="+",
+        help="run directory; given several (e.g. seeds), the one with the lowest final loss",
+    )
     symbolic.add_argument("--threshold", type=float, default=1e-2, help="pruning score (0: off)")
     symbolic.add_argument("--retrain", type=int, default=100, help="L-BFGS steps after pruning")
     symbolic.add_argument("--out", type=Path, help="folder for the files (default RUN_DIR)")
@@ -206,9 +219,33 @@ def symbolic_run(
     return result, metrics, written
 
 
+def lowest_loss_run(run_dirs: list[str | Path]) -> tuple[Path, dict[str, float]]:
+    """The run with the lowest final training loss (``metrics.json``) among runs of one
+    problem and plan (for instance several seeds: a small KAN may need a few starts to find
+    the structure of a law), and every run's loss.
+
+    Raises:
+        FileNotFoundError: naming a run without ``metrics.json``.
+        ValueError: naming a run without a final loss.
+    """
+    losses: dict[str, float] = {}
+    for run_dir in map(Path, run_dirs):
+        path = run_dir / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a finished run: no metrics.json")
+        loss = json.loads(path.read_text()).get("final_loss")
+        if loss is None or not np.isfinite(loss):
+            raise ValueError(f"{path} has no finite final_loss ({loss!r})")
+        losses[str(run_dir)] = float(loss)
+    return Path(min(losses, key=losses.get)), losses
+
+
 def main_symbolic(args: argparse.Namespace) -> int:
+    run_dir, losses = lowest_loss_run(args.run_dir)
+    if len(losses) > 1:
+        print(f"reading {run_dir} (lowest final loss {losses[str(run_dir)]:.3g} of {len(losses)})")
     result, metrics, _ = symbolic_run(
-        args.run_dir,
+        run_dir,
         threshold=args.threshold,
         retrain=args.retrain,
         options=_symbolic_options(args),

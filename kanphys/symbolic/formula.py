@@ -23,6 +23,7 @@ __all__ = [
     "compose",
     "drop_terms",
     "fine_tune",
+    "monic",
     "snap",
     "snap_candidates",
     "tidy",
@@ -264,6 +265,55 @@ def tidy(expr, max_ops: int = 400):
     return sympy.expand(expr, deep=True, power_exp=True, log=False, trig=False)
 
 
+def monic(expr):
+    """Powers and logarithms of sums with their leading floating-point factor pulled out:
+    ``(a x + b)**p -> a**p (x + b/a)**p`` and ``log(a x + b) -> log(a) + log(x + b/a)`` for
+    ``a > 0`` (any ``a`` for whole ``p``), so one constant in front carries the scale. A
+    composed formula is otherwise redundant (``c / (a s + b)`` has one constant too many),
+    which makes tuning ill-conditioned and snapping fail. An identity where it applies."""
+    sympy = _sympy()
+
+    def leading(base):
+        """The float factor of the first term of a sum that depends on the inputs."""
+        if not base.is_Add:
+            return None
+        terms = sorted((t for t in base.args if t.free_symbols), key=str)
+        if not terms or any(_constant_symbols(t) for t in terms):
+            return None
+        first = terms[0].as_coeff_Mul()[0]
+        return first if first.is_Float and float(first) not in (0.0, 1.0) else None
+
+    def divided(base, factor):
+        """``base / factor`` with the leading term's factor exactly 1 (not the float 1.0)."""
+        first = sorted((t for t in base.args if t.free_symbols), key=str)[0]
+        rest = [t for t in base.args if t is not first]
+        return first.as_coeff_Mul()[1] + sympy.Add(*(sympy.expand(t / factor) for t in rest))
+
+    def pull(node):
+        if node.is_Pow:
+            base, exponent = node.args
+            factor = leading(base)
+            if factor is not None and (factor > 0 or exponent.is_integer):
+                return factor**exponent * divided(base, factor) ** exponent
+        if isinstance(node, sympy.log):
+            factor = leading(node.args[0])
+            if factor is not None and factor > 0:
+                return sympy.log(factor) + sympy.log(divided(node.args[0], factor))
+        return node
+
+    return _bottom_up(sympy.sympify(expr), pull)
+
+
+def _constant_symbols(expr) -> set:
+    return {s for s in expr.free_symbols if s.name.startswith(CONSTANT_PREFIX)}
+
+
+def _bottom_up(expr, change: Callable):
+    if expr.args:
+        expr = expr.func(*(_bottom_up(a, change) for a in expr.args))
+    return change(expr)
+
+
 def simplest(expr, max_ops: int = 20):
     """The shortest of a few cheap rewrites of ``expr`` (powers combined, trigonometric
     functions of sums expanded, common factors pulled out), and of ``sympy.simplify`` for
@@ -282,19 +332,36 @@ def simplest(expr, max_ops: int = 20):
     return min(candidates, key=sympy.count_ops)
 
 
-def snap_candidates(value: float, max_denominator: int = 12, rtol: float = 1e-2) -> list:
+def _irrational_factors() -> list:
+    """Factors beyond 1 and pi that physics formulas carry: 1/pi and square roots of 2, pi
+    and 2 pi (``1/sqrt(2 pi)`` of a Gaussian)."""
+    sympy = _sympy()
+    two, pi = sympy.Integer(2), sympy.pi
+    roots = [sympy.sqrt(two), sympy.sqrt(pi), sympy.sqrt(2 * pi)]
+    return [1 / pi, *roots, *(1 / root for root in roots[1:])]
+
+
+def snap_candidates(
+    value: float, max_denominator: int = 12, rtol: float = 1e-2, irrational_rtol: float = 1e-5
+) -> list:
     """Simple numbers near ``value``, simplest first: 0, then rationals ``p/q`` and multiples
     ``p/q * pi`` by increasing ``q`` (so pi comes before 22/7), each within ``rtol``
-    (relative) of ``value``."""
+    (relative) of ``value``; then ``p/q`` times ``1/pi``, ``sqrt(2)``, ``sqrt(pi)``,
+    ``sqrt(2 pi)`` or the inverse of one of the last two, only within the tighter
+    ``irrational_rtol`` (a rarer constant needs more evidence, and each candidate costs a
+    trial)."""
     sympy = _sympy()
     out = [sympy.Integer(0)] if abs(value) < rtol else []
-    found = []
-    for base, symbol in ((1.0, sympy.Integer(1)), (math.pi, sympy.pi)):
-        fraction = Fraction(value / base).limit_denominator(max_denominator)
+    found, rare = [], []
+    factors = [(sympy.Integer(1), rtol, found), (sympy.pi, rtol, found)]
+    factors += [(factor, irrational_rtol, rare) for factor in _irrational_factors()]
+    for symbol, tolerance, into in factors:
+        fraction = Fraction(value / float(symbol)).limit_denominator(max_denominator)
         number = sympy.Rational(fraction.numerator, fraction.denominator) * symbol
-        if fraction != 0 and abs(float(number) - value) <= rtol * abs(value):
-            found.append((fraction.denominator, abs(float(number) - value), number))
-    return out + [number for _, _, number in sorted(found, key=lambda f: f[:2])]
+        if fraction != 0 and abs(float(number) - value) <= tolerance * abs(value):
+            into.append((fraction.denominator, abs(float(number) - value), number))
+    simple = [number for _, _, number in sorted(found, key=lambda f: f[:2])]
+    return out + simple + [n for _, _, n in sorted(rare, key=lambda f: f[:2]) if n not in simple]
 
 
 def snap(
@@ -384,7 +451,9 @@ def fine_tune(
 ) -> FormulaModel:
     """Fit the model's constants to ``loss(model)`` with L-BFGS (in place; returns the model).
 
-    A step that makes the loss non-finite is undone.
+    The loss is divided by its starting value, so the stopping tolerances are relative (a
+    formula for small values has a tiny loss). A step that makes the loss non-finite or larger
+    is undone.
     """
     params = list(model.constants.values())
     if not params:
@@ -400,13 +469,15 @@ def fine_tune(
         tolerance_change=1e-18,
     )
 
-    def closure():
+    before = float(loss(model).detach())
+    scale = before if math.isfinite(before) and before > 0 else 1.0
+
+    def closure():  # relative to the first loss, so the tolerances are relative too
         optimizer.zero_grad(set_to_none=True)
-        value = loss(model)
+        value = loss(model) / scale
         value.backward()
         return value
 
-    before = float(loss(model).detach())
     with contextlib.suppress(RuntimeError):
         optimizer.step(closure)
     after = float(loss(model).detach())

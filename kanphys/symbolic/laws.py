@@ -26,6 +26,7 @@ from kanphys.symbolic.formula import (
     compose,
     drop_terms,
     fine_tune,
+    monic,
     simplest,
     snap,
     tidy,
@@ -63,6 +64,8 @@ class SymbolicOptions:
             snapped without re-tuning the others (each re-tuning costs a fit).
         dead_tolerance: an edge whose spread is below this fraction of the largest edge spread
             of its layer is a constant.
+        transform: applied to each composed expression before tuning, e.g. ``sympy.exp`` for
+            a network trained on the logarithm of the outputs (None: as composed).
     """
 
     library: tuple[str, ...] | None = None
@@ -77,6 +80,7 @@ class SymbolicOptions:
     simplify: bool = True
     max_constants: int = 40
     dead_tolerance: float = 1e-8
+    transform: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,9 @@ def formula_of(
 
     reports = fit_edges_of(model, points, options)
     expressions, numeric = _compose(model, reports, inputs, options)
+    if options.transform is not None:
+        expressions = [options.transform(e) for e in expressions]
+    expressions = [tidy(monic(e)) for e in expressions]
     parameters = {k: float(v) for k, v in model.params.items()}
     settings = {"outputs": outputs, "parameters": parameters, "numeric": numeric}
 

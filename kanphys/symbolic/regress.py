@@ -3,17 +3,21 @@
 :func:`regress` splits the samples into training and held-out points, trains a KAN on the
 training points with the sparsity penalty, prunes it, retrains it on finer grids, turns it into
 a formula tuned against the training misfit, and verifies network and formula on the held-out
-points.
+points. Networks are read simplest first (a sum of functions of one input each, then narrower
+hidden layers, then the pruned one). When no formula is exact and every output is positive, it
+tries again on the logarithm of the outputs (products, quotients and powers become sums, which
+a KAN represents edge by edge) and exponentiates the formula, tuned against the data itself.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from kanphys.kan.basis import BSpline
 from kanphys.kan.network import KAN
@@ -22,7 +26,7 @@ from kanphys.symbolic.laws import SymbolicOptions, SymbolicResult, formula_of
 from kanphys.symbolic.sparsify import Sparsify, prune
 from kanphys.symbolic.verify import data_metrics
 
-__all__ = ["RegressOptions", "Regression", "fit_network", "regress", "split"]
+__all__ = ["Exponential", "RegressOptions", "Regression", "fit_network", "regress", "split"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,11 @@ class RegressOptions:
         smaller_first: with one hidden layer, try narrower networks ``[d, k, 1]`` (k = 1, 2,
             ...) before the pruned width, and stop at the first whose formula fits the
             validation points as well as its network or to ``exact_tolerance``.
+        additive_first: before those, try ``[d, 1]`` (a sum of functions of one input each);
+            it stops the search only when its formula is exact.
+        log_outputs: when no formula is exact and all outputs are positive, repeat everything
+            on ``log(output)`` and exponentiate the formula; keep whichever formula is exact or
+            else fits the validation points better.
         exact_tolerance: validation RMSE, relative to the spread of the outputs, that counts
             as exact.
         test_fraction: share of the samples held out for verification.
@@ -60,6 +69,8 @@ class RegressOptions:
     sparsify: Sparsify | None = field(default_factory=lambda: Sparsify(weight=3e-2))
     prune_threshold: float = 3e-2
     smaller_first: bool = True
+    additive_first: bool = True
+    log_outputs: bool = True
     exact_tolerance: float = 1e-7
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
@@ -69,12 +80,36 @@ class RegressOptions:
 
 @dataclass
 class Regression:
-    """The result: the trained network, the formula, held-out metrics and the widths tried."""
+    """The result: the trained network, the formula, held-out metrics and the networks tried.
+
+    ``target`` is ``"values"``, or ``"log"`` when the network was trained on the logarithm of
+    the outputs (the formula is then the exponential of its composition).
+    """
 
     model: Surrogate
     result: SymbolicResult
     metrics: dict
     tried: list[dict] = field(default_factory=list)
+    target: str = "values"
+
+
+class Exponential(nn.Module):
+    """``exp`` of a model's outputs: a network trained on log values, in the data's units."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.exp(self.model(x))
 
 
 def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,15 +189,34 @@ def fit_network(x: Tensor, y: Tensor, options: RegressOptions = RegressOptions()
     return _refine(model, x, y, options)
 
 
-def _candidates(pruned: Surrogate, x: Tensor, y: Tensor, options: RegressOptions):
-    """Networks to read, simplest first: narrower ``[d, k, 1]``, then the pruned one."""
+def _candidates(
+    pruned: Surrogate, x: Tensor, y: Tensor, options: RegressOptions
+) -> Iterator[tuple[Surrogate, bool]]:
+    """Networks to read, simplest first, each with whether a formula as good as the network
+    ends the search: ``[d, 1]``, narrower ``[d, k, 1]``, then the pruned one."""
     widths = pruned.net.widths
+    if options.additive_first and len(widths) > 2:
+        model = _network([widths[0], widths[-1]], x, options)
+        _adam(model, x, y, options.warmup)
+        yield _refine(model, x, y, options), False
     if options.smaller_first and len(widths) == 3:
         for k in range(1, widths[1]):
             model = _network([widths[0], k, widths[2]], x, options)
             _adam(model, x, y, options.warmup)
-            yield _refine(model, x, y, options)
-    yield pruned
+            yield _refine(model, x, y, options), True
+    yield pruned, True
+
+
+@dataclass
+class _Found:
+    """One formula read off one network, with its validation error."""
+
+    model: Surrogate
+    result: SymbolicResult
+    rmse: float
+    exact: bool
+    target: str
+    pruned: Surrogate
 
 
 def regress(
@@ -199,48 +253,69 @@ def regress(
     train, test = split(len(x), options.test_fraction, options.seed)
     fit_part, check_part = split(len(train), options.validation_fraction, options.seed + 1)
     xt, yt = torch.as_tensor(x[train]), torch.as_tensor(y[train])
-    pruned = fit_network(xt[fit_part], yt[fit_part], options)
-    model, result, tried = _select(
-        pruned,
-        (xt[fit_part], yt[fit_part]),
-        (xt[check_part], yt[check_part]),
-        inputs,
-        output,
-        options,
-    )
-    metrics = data_metrics(model, result.formula, x[test], y[test])
+    fitting, checking = (xt[fit_part], yt[fit_part]), (xt[check_part], yt[check_part])
+    targets = ["values"] + (["log"] if options.log_outputs and (y > 0).all() else [])
+    best, tried = None, []
+    for target in targets:
+        found = _select(target, fitting, checking, inputs, output, options, tried)
+        if best is None or (found.exact, -found.rmse) > (best.exact, -best.rmse):
+            best = found
+        if best.exact:
+            break
+    network = best.model if best.target == "values" else Exponential(best.model)
+    metrics = data_metrics(network, best.result.formula, x[test], y[test])
     metrics["n_train"], metrics["n_test"] = len(train), len(test)
-    metrics["widths"] = model.net.widths
-    metrics["pruned_widths"] = pruned.net.widths
-    return Regression(model, result, metrics, tried)
+    metrics["widths"] = best.model.net.widths
+    metrics["pruned_widths"] = best.pruned.net.widths
+    metrics["target"] = best.target
+    return Regression(best.model, best.result, metrics, tried, best.target)
 
 
-def _select(pruned: Surrogate, fitting, checking, inputs, output, options: RegressOptions):
-    """Read formulas off the candidate networks, simplest first; stop at the first formula
-    that fits the validation points exactly or as well as its network. Returns the model and
-    formula with the lowest validation error, and one record per network tried."""
+def _select(target: str, fitting, checking, inputs, output, options, tried: list) -> _Found:
+    """Train on ``target`` (the outputs or their log), read formulas off the candidate
+    networks, simplest first, and stop at the first formula that fits the validation points
+    exactly or as well as its network (when that may stop the search). Returns the formula
+    with the lowest validation error; appends one record per network to ``tried``."""
+    import sympy
+
     (xf, yf), (xv, yv) = fitting, checking
+    values = yf if target == "values" else torch.log(yf)
+    symbolic = options.symbolic
+    if target == "log":
+        symbolic = replace(symbolic, transform=sympy.exp)
     scale = float(torch.cat([yf, yv]).std()) or 1.0
-    tried, best = [], None
-    for model in _candidates(pruned, xf, yf, options):
+    pruned = fit_network(xf, values, options)
+    best = None
+    for model, may_stop in _candidates(pruned, xf, values, options):
         result = formula_of(
             model,
             xf,
             lambda candidate: _mse(candidate, xf, yf),
             inputs=tuple(inputs),
             outputs=(output,),
-            options=options.symbolic,
+            options=symbolic,
         )
-        check = data_metrics(model, result.formula, xv.numpy(), yv.numpy())
+        network = model if target == "values" else Exponential(model)
+        check = data_metrics(network, result.formula, xv.numpy(), yv.numpy())
         rmse = check["formula"]["rmse"]
+        exact = rmse <= options.exact_tolerance * scale
         tried.append(
-            {"widths": model.net.widths, "expression": str(result.expressions[0]), **check}
+            {
+                "target": target,
+                "widths": model.net.widths,
+                "expression": str(result.expressions[0]),
+                **check,
+            }
         )
         log.info(
-            "widths %s: %s (validation rmse %.3g)", model.net.widths, result.expressions[0], rmse
+            "%s, widths %s: %s (validation rmse %.3g)",
+            target,
+            model.net.widths,
+            result.expressions[0],
+            rmse,
         )
-        if best is None or rmse < best[2]:
-            best = (model, result, rmse)
-        if rmse <= options.exact_tolerance * scale or rmse <= check["network"]["rmse"]:
+        if best is None or rmse < best.rmse:
+            best = _Found(model, result, rmse, exact, target, pruned)
+        if exact or (may_stop and rmse <= check["network"]["rmse"]):
             break
-    return best[0], best[1], tried
+    return best
