@@ -6,11 +6,13 @@ Two studies, one process, one thread by default:
   training and 1000 test samples in float64. KANs ``[2, 1, 1]`` and ``[2, 5, 1]`` grow their grid
   through 3, 5, 10, 20, 50, 100, 200 (then 500, 1000 while the error still scales), trained
   at every grid with L-BFGS (the paper's optimiser) until converged or out of budget
-  (:func:`until_converged`) and, as a diagnostic of the optimiser, with Levenberg-Marquardt
-  from the same start; a further LM series of ``[2, 1, 1]`` on 10000 samples shows where 1000
-  samples stop the law. tanh MLPs of depth 2 to 4 and width 5 to 200 are trained on the same
-  data with Adam then L-BFGS. The slope of log test RMSE against log parameter count is fitted
-  over the grids before the error levels off (:func:`scaling_window`).
+  (:func:`until_converged`), in three variants from the same start (:data:`OPTIMIZERS`: with
+  and without a Jacobi rescaling of the variables, and torch's L-BFGS on the raw loss, which
+  stalls), and as a reference with Levenberg-Marquardt; a further LM series of ``[2, 1, 1]``
+  on 10000 samples shows where 1000 samples stop the law. tanh MLPs of depth 2 to 4 and
+  width 5 to 200 are trained on the same data with Adam then L-BFGS. The slope of log test
+  RMSE against log parameter count is fitted over the grids before the error levels off
+  (:func:`scaling_window`).
 * ``pde``: ``problems/poisson2d.py`` with a ``[2, 10, 1]`` KAN on grids 5, 10, 20, 50 (L-BFGS,
   then grid extension, as the problem file's plan) and MLPs from ``[2, 20, 20, 1]`` to
   ``[2, 100, 100, 100, 1]`` (Adam, then L-BFGS), each until its loss stops falling or its
@@ -24,6 +26,7 @@ log-log figure with the ``N^-4`` reference line.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -44,10 +47,13 @@ __all__ = [
     "Settings",
     "fit_slope",
     "fit_study",
+    "gauss_newton_scale",
     "kan_jacobian",
+    "lbfgs",
     "levenberg_marquardt",
     "main",
     "markdown_report",
+    "merge_results",
     "pde_study",
     "plot",
     "run_study",
@@ -81,6 +87,10 @@ class Settings:
         extra_grids: further grids, each tried only while the grid before was still in the
             scaling regime (its test error fell at least as ``1 / grid``, see
             :func:`scaling_window`).
+        kan_optimizers: the L-BFGS variants each KAN is trained with, a series each (names
+            of :data:`OPTIMIZERS`; Levenberg-Marquardt follows if ``lm_iters``).
+        jacobi_floor: floor of the ``lbfgs-jacobi`` scaling, relative to the mean diagonal
+            entry (:func:`gauss_newton_scale`).
         kan_iters: at most this many L-BFGS iterations at each grid; training stops earlier
             once ``chunk`` iterations lower the training RMSE by less than ``fit_rel_tol``.
         chunk: L-BFGS iterations per round of the convergence check (function fitting).
@@ -118,6 +128,8 @@ class Settings:
     kan_widths: tuple[tuple[int, ...], ...] = ((2, 1, 1), (2, 5, 1))
     grids: tuple[int, ...] = (3, 5, 10, 20, 50, 100, 200)
     extra_grids: tuple[int, ...] = (500, 1000)
+    kan_optimizers: tuple[str, ...] = ("lbfgs", "lbfgs-raw", "lbfgs-jacobi")
+    jacobi_floor: float = 1e-2
     kan_iters: int = 500
     chunk: int = 250
     fit_rel_tol: float = 0.01
@@ -282,17 +294,53 @@ def until_converged(
     return done, False
 
 
-def lbfgs(model: nn.Module, x: Tensor, y: Tensor, iters: int, history: int = 50) -> int:
+def lbfgs(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    iters: int,
+    history: int = 50,
+    *,
+    normalise: bool = True,
+    scale: Tensor | None = None,
+) -> int:
     """Minimise the mean square error by L-BFGS (strong Wolfe); returns the iterations done.
 
     It stops after ``iters`` iterations, or earlier when the loss or the step stop changing
     (tolerances near float64 round-off).
+
+    Args:
+        model: the model whose trainable parameters are optimised.
+        x: ``(N, d)`` inputs.
+        y: ``(N, m)`` targets.
+        iters: at most this many iterations.
+        history: stored curvature pairs.
+        normalise: minimise the error divided by its value at the start. L-BFGS is invariant
+            to a constant factor on the objective except for one test: ``torch.optim.LBFGS``
+            keeps a curvature pair only when ``s^T y > 1e-10``, an absolute threshold. Near a
+            minimum of a mean square error of 1e-9 or less (a KAN on a fine grid) ``s^T y``
+            falls below it, every pair is discarded and the method silently becomes steepest
+            descent. Normalised, the test is relative to the loss and the pairs are kept.
+            False reproduces the raw behaviour.
+        scale: a diagonal change of variables ``theta = theta_0 + scale * z`` (``(P,)``, in
+            the order of ``model.parameters()``): L-BFGS on ``z`` with a diagonal initial
+            inverse Hessian ``scale^2`` (see :func:`gauss_newton_scale`). None: plain.
     """
     if iters <= 0:
         return 0
     params = [p for p in model.parameters() if p.requires_grad]
+    theta0 = _flat(params)
+    if scale is not None and scale.shape != theta0.shape:
+        shapes = f"{tuple(scale.shape)}, expected {tuple(theta0.shape)}"
+        raise ValueError(f"lbfgs: scale has shape {shapes} (one entry per parameter)")
+    unit = 1.0
+    if normalise:
+        with torch.no_grad():
+            unit = float((model(x) - y).square().mean()) or 1.0
+    z = None if scale is None else torch.zeros_like(theta0, requires_grad=True)
+    variables = params if z is None else [z]
     optimizer = torch.optim.LBFGS(
-        params,
+        variables,
         lr=1.0,
         max_iter=iters,
         max_eval=3 * iters,
@@ -303,13 +351,45 @@ def lbfgs(model: nn.Module, x: Tensor, y: Tensor, iters: int, history: int = 50)
     )
 
     def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = (model(x) - y).square().mean()
+        if z is not None:
+            _assign(params, theta0 + scale * z.detach())
+        for p in params:
+            p.grad = None
+        loss = (model(x) - y).square().mean() / unit
         loss.backward()
+        if z is not None:
+            z.grad = scale * _flat([p.grad for p in params])
         return loss
 
     optimizer.step(closure)
-    return int(optimizer.state[params[0]].get("n_iter", 0))
+    if z is not None:
+        _assign(params, theta0 + scale * z.detach())
+    return int(optimizer.state[variables[0]].get("n_iter", 0))
+
+
+def _flat(tensors: Sequence[Tensor]) -> Tensor:
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+def _assign(params: Sequence[Tensor], theta: Tensor) -> None:
+    """Copy the flat vector ``theta`` into ``params`` (in order)."""
+    with torch.no_grad():
+        for p, chunk in zip(params, theta.split([p.numel() for p in params]), strict=True):
+            p.copy_(chunk.reshape(p.shape))
+
+
+def gauss_newton_scale(model: KAN, x: Tensor, floor: float = 1e-2) -> Tensor:
+    """The Jacobi scaling ``1 / sqrt(d + floor * mean(d))`` of a single-output KAN, ``(P,)``.
+
+    ``d = diag(J^T J) / N`` is the diagonal of the Gauss-Newton matrix of the mean square
+    error on ``x`` (:func:`kan_jacobian`): about the number of samples in a basis function's
+    support, so the coefficients' entries shrink like ``1 / G`` while those of ``w_b`` and
+    ``w_s`` do not. ``floor`` (relative to the mean entry, as the damping of
+    :func:`levenberg_marquardt`) bounds the scale of parameters the samples hardly determine.
+    """
+    _, jac = kan_jacobian(model, x)
+    diagonal = jac.square().mean(dim=0)
+    return (diagonal + floor * diagonal.mean()).rsqrt()
 
 
 def adam(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float = 1e-3) -> None:
@@ -436,10 +516,21 @@ def _initial_kan(widths: Sequence[int], data: Data, s: Settings) -> tuple[KAN, i
     return best, best_seed
 
 
-def fit_lbfgs(model: nn.Module, data: Data, s: Settings) -> tuple[int, bool]:
-    """L-BFGS on the training data until converged (:func:`until_converged`)."""
+def fit_lbfgs(
+    model: nn.Module, data: Data, s: Settings, *, normalise: bool = True, jacobi: bool = False
+) -> tuple[int, bool]:
+    """L-BFGS on the training data until converged (:func:`until_converged`).
+
+    Each round is a fresh L-BFGS (its memory restarts); with ``jacobi`` it runs on the
+    variables rescaled by :func:`gauss_newton_scale` at the start of the round.
+    """
+
+    def train_round(n: int) -> int:
+        scale = gauss_newton_scale(model, data.x_train, s.jacobi_floor) if jacobi else None
+        return lbfgs(model, data.x_train, data.y_train, n, normalise=normalise, scale=scale)
+
     return until_converged(
-        lambda n: lbfgs(model, data.x_train, data.y_train, n),
+        train_round,
         lambda: rmse(model, data.x_train, data.y_train),
         s.kan_iters,
         s.chunk,
@@ -455,14 +546,33 @@ def fit_lm(model: KAN, data: Data, s: Settings) -> tuple[int, bool]:
 
 OPTIMIZERS: dict[str, Callable[[KAN, Data, Settings], tuple[int, bool]]] = {
     "lbfgs": fit_lbfgs,
+    "lbfgs-raw": lambda model, data, s: fit_lbfgs(model, data, s, normalise=False),
+    "lbfgs-jacobi": lambda model, data, s: fit_lbfgs(model, data, s, jacobi=True),
     "lm": fit_lm,
 }
+OPTIMIZER_TEXT = {
+    "lbfgs": "L-BFGS (history 50, strong Wolfe) on the mean square error divided by its value "
+    "at the start of each round",
+    "lbfgs-raw": "the same on the raw mean square error, as `torch.optim.LBFGS` runs it: it "
+    "drops every curvature pair with `s^T y <= 1e-10` (an absolute threshold), which on a "
+    "small loss turns it into steepest descent",
+    "lbfgs-jacobi": "the default for the KAN fits: `lbfgs` on variables rescaled by the "
+    "Gauss-Newton diagonal (`theta = theta_0 + D z`, "
+    "`D = (diag(J^T J) / N + {jacobi_floor:g} mean)^-1/2`, recomputed at the start of each "
+    "round), the variant that converges on fine grids",
+}
+"""The KAN optimisers by record name: L-BFGS on the normalised loss and Jacobi-rescaled
+variables (``lbfgs-jacobi``, :func:`gauss_newton_scale`: the one that converges on fine grids,
+the study's default), on the normalised loss alone (``lbfgs``), on the raw loss
+(``lbfgs-raw``: ``torch.optim.LBFGS`` as is, which drops its curvature pairs on small losses,
+see :func:`lbfgs`), and Levenberg-Marquardt (``lm``)."""
 
 
 def kan_fit_series(
     widths: Sequence[int], data: Data, s: Settings, large: Data | None = None
 ) -> list[dict]:
-    """A KAN through the grids, once per optimiser (L-BFGS; Levenberg-Marquardt if asked).
+    """A KAN through the grids, once per optimiser (``s.kan_optimizers``, then
+    Levenberg-Marquardt if asked).
 
     All series start from the same KAN (:func:`_initial_kan`). With ``large`` (more training
     samples, the same test samples), a further LM series is fitted to those samples, through
@@ -471,7 +581,7 @@ def kan_fit_series(
     started = time.perf_counter()
     start, seed = _initial_kan(widths, data, s)
     start_time = time.perf_counter() - started
-    runs = [("lbfgs", data)]
+    runs = [(name, data) for name in s.kan_optimizers]
     if s.lm_iters > 0:
         runs.append(("lm", data))
         if large is not None:
@@ -738,6 +848,9 @@ def slopes(records: Sequence[dict]) -> list[dict]:
     return out
 
 
+PARTS = ("fit", "pde")
+
+
 def run_study(
     s: Settings,
     part: str = "all",
@@ -749,20 +862,21 @@ def run_study(
     ``on_part`` receives the result so far after each part (``parts`` lists those done), so
     a long study leaves its first part behind even if the second is stopped.
     """
-    started = time.perf_counter()
-    records, done = [], []
+    records, times = [], {}
     studies = {"fit": fit_study, "pde": lambda s: pde_study(s, problem_file)}
     for name, study in studies.items():
         if part in (name, "all"):
+            started = time.perf_counter()
             records += study(s)
-            done.append(name)
-            result = _result(s, records, done, time.perf_counter() - started)
+            times[name] = round(time.perf_counter() - started, 1)
+            result = _result(asdict(s), records, times)
             if on_part is not None:
                 on_part(result)
     return result
 
 
-def _result(s: Settings, records: list[dict], parts: list[str], elapsed: float) -> dict:
+def _result(settings: dict, records: list[dict], times: dict[str, float | None]) -> dict:
+    """The JSON-able result: ``times`` holds the seconds of each part run (None: unknown)."""
     return {
         "benchmark": "scaling",
         "function": "exp(sin(pi x) + y^2) on [-1, 1]^2",
@@ -770,12 +884,45 @@ def _result(s: Settings, records: list[dict], parts: list[str], elapsed: float) 
         "dtype": "float64",
         "threads": torch.get_num_threads(),
         "target_slope": TARGET_SLOPE,
-        "parts": list(parts),
-        "settings": asdict(s),
-        "total_time_s": round(elapsed, 1),
+        "parts": [name for name in PARTS if name in times],
+        "settings": settings,
+        "part_time_s": dict(times),
+        "total_time_s": None if None in times.values() else round(sum(times.values()), 1),
         "slopes": slopes(records),
         "records": records,
     }
+
+
+def _setting_part(key: str) -> str:
+    """The study a setting belongs to: ``pde_*`` the PDE study, every other the fitting."""
+    return "pde" if key.startswith("pde_") else "fit"
+
+
+def merge_results(previous: dict, result: dict) -> dict:
+    """``result`` completed by the parts of ``previous`` it did not run.
+
+    The records, settings, commands and times of those parts are kept from ``previous``; the
+    slopes are refitted on the merged records. So ``--part fit`` reruns the fitting study and
+    keeps the PDE study of an existing results file (and the other way round).
+
+    Raises:
+        ValueError: ``previous`` is not a result of this benchmark.
+    """
+    if previous.get("benchmark") != "scaling" or "records" not in previous:
+        raise ValueError("merge_results: the previous results are not a scaling benchmark")
+    kept = [name for name in previous["parts"] if name not in result["parts"]]
+    if not kept:
+        return result
+    old_times, old_commands = previous.get("part_time_s", {}), previous.get("commands", {})
+    times = {name: old_times.get(name) for name in kept} | result["part_time_s"]
+    records = [r for r in previous["records"] if r["part"] in kept] + result["records"]
+    records.sort(key=lambda r: PARTS.index(r["part"]))
+    settings = dict(result["settings"])
+    settings |= {k: v for k, v in previous["settings"].items() if _setting_part(k) in kept}
+    merged = _result(settings, records, times)
+    merged["commands"] = {name: old_commands.get(name) for name in kept}
+    merged["commands"] |= result.get("commands", {})
+    return merged
 
 
 def budgets(s: dict) -> list[str]:
@@ -785,12 +932,17 @@ def budgets(s: dict) -> list[str]:
         "Training budgets (`converged`: the convergence test stopped training, not the "
         "budget; for LM, a relative gain below 1e-12 or no gain at any damping):",
         "",
-        f"- KAN fits: {s['restarts']} restarts of {s['restart_iters']} L-BFGS iterations at "
+        f"- KAN fits: {s['restarts']} restarts of {s['restart_iters']} L-BFGS iterations "
+        "(normalised loss, as `lbfgs` below) at "
         f"G={s['grids'][0]} (lowest training loss kept); then at each grid L-BFGS in rounds "
         f"of {s['chunk']} iterations until a round lowers the training RMSE by less than "
         f"{s['fit_rel_tol']:.0%}, at most {s['kan_iters']}; Levenberg-Marquardt at most "
         f"{s['lm_iters']} iterations per grid.",
-        f"- MLP fits: {s['mlp_adam_steps']} Adam steps, then L-BFGS in rounds of "
+        *(
+            f"  - `{name}`: {OPTIMIZER_TEXT[name].format(**s)}."
+            for name in s.get("kan_optimizers", ("lbfgs",))
+        ),
+        f"- MLP fits: {s['mlp_adam_steps']} Adam steps, then L-BFGS (as `lbfgs`) in rounds of "
         f"{s['mlp_chunk']} with the same test, at most {s['mlp_lbfgs_iters']}.",
         f"- PDE KAN: L-BFGS steps at each grid ({stages}), then rounds of "
         f"{s['pde_chunk']} steps until a round lowers the loss by less than "
@@ -806,15 +958,29 @@ def _fmt(value, spec: str = ".2e") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _provenance(result: dict, command: str) -> list[str]:
+    """A bullet per part: the command that ran it and its time (merged results: two runs)."""
+    commands, times = result.get("commands", {}), result.get("part_time_s", {})
+    lines = []
+    for name in result["parts"]:
+        seconds = times.get(name)
+        took = "time not recorded" if seconds is None else f"{seconds:.0f} s"
+        ran = commands.get(name, command)
+        ran = f"`{ran}`" if ran else "an earlier run of this benchmark"
+        lines.append(f"- `{name}` part: {ran}, {took}.")
+    return lines
+
+
 def markdown_report(result: dict, command: str = "kanphys bench scaling") -> str:
     """Tables of every record and of the fitted slopes."""
     records, lines = result["records"], []
     lines += [
         "# Scaling benchmark",
         "",
-        f"`{command}`: float64, {result['threads']} CPU thread(s), {result['total_time_s']:.0f} s "
-        "in all. Wall times are cumulative along a KAN's grid sequence (they include the "
-        "restarts and the coarser grids).",
+        f"float64, {result['threads']} CPU thread(s). Wall times are cumulative along a KAN's "
+        "grid sequence (they include the restarts and the coarser grids).",
+        "",
+        *_provenance(result, command),
         "",
         *budgets(result["settings"]),
         "",
@@ -900,7 +1066,8 @@ def plot(result: dict, path: str | Path) -> None:
         raise ValueError("plot: no records")
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4), squeeze=False)
     axes = list(axes[0])
-    styles = {"lbfgs": "-", "lm": "--", "adam+lbfgs": ":"}
+    styles = {"lbfgs": "-", "lbfgs-raw": (0, (1, 1)), "lbfgs-jacobi": (0, (4, 1, 1, 1))}
+    styles |= {"lm": "--", "adam+lbfgs": ":"}
     if fitted:
         ax = axes.pop(0)
         groups: dict[tuple, list[dict]] = {}
@@ -912,9 +1079,9 @@ def plot(result: dict, path: str | Path) -> None:
             e = [r["test_rmse"] for r in group]
             if key[1] == "KAN":
                 marker = "o" if key[2] == (2, 1, 1) else "s"
-                face = None if key[3] == "lbfgs" else "none"
+                face = None if key[3] in ("lbfgs", "lbfgs-jacobi") else "none"
                 style = styles[key[3]] if key[4] == result["settings"]["n_train"] else "-."
-                ax.loglog(n, e, style, marker=marker, mfc=face, label=series_name(key))
+                ax.loglog(n, e, ls=style, marker=marker, mfc=face, label=series_name(key))
             else:
                 ax.loglog(n, e, ":", marker="^", ms=4, alpha=0.7, label=series_name(key))
         first = result["settings"]["grids"][0]
@@ -973,8 +1140,16 @@ def main(args) -> int:
     if args.figure:
         command += f" --figure {args.figure}"
 
+    previous = load_previous(args.json) if args.json and args.part != "all" else None
+    final: dict = {}
+
     def save(result: dict) -> None:
-        """Write the JSON, the report and the figure (after each part: a partial study)."""
+        """Write the JSON, the report and the figure (after each part: a partial study); with
+        ``--part``, the other part of an existing JSON file is kept (:func:`merge_results`)."""
+        result = {**result, "commands": dict.fromkeys(result["parts"], command)}
+        if previous is not None:
+            result = merge_results(previous, result)
+        final.update(result)
         if args.json:
             path = Path(args.json)
             write_json(path, result)
@@ -982,6 +1157,21 @@ def main(args) -> int:
         if args.figure:
             plot(result, args.figure)
 
-    result = run_study(settings, args.part, args.problem or POISSON, on_part=save)
-    print(markdown_report(result, command))
+    run_study(settings, args.part, args.problem or POISSON, on_part=save)
+    print(markdown_report(final, command))
     return 0
+
+
+def load_previous(path: str | Path) -> dict | None:
+    """The results in ``path`` to merge a partial run into (None if there is no such file).
+
+    Raises:
+        ValueError: the file is not a result of this benchmark.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    previous = json.loads(path.read_text())
+    if not isinstance(previous, dict) or previous.get("benchmark") != "scaling":
+        raise ValueError(f"{path}: not a scaling benchmark result; choose another --json")
+    return previous
