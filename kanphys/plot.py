@@ -26,7 +26,14 @@ import torch
 
 from kanphys.io.files import atomic_path
 
-__all__ = ["FORMATS", "edge_curves", "edge_importance", "plot_run"]
+__all__ = [
+    "FORMATS",
+    "catalogue_figure",
+    "edge_curves",
+    "edge_importance",
+    "plot_run",
+    "write_png",
+]
 
 log = logging.getLogger(__name__)
 FORMATS = ("png", "pdf")
@@ -182,40 +189,49 @@ def loss_figure(history: dict[str, np.ndarray]):
     """Total loss and every ``loss_<term>`` column of ``history.csv`` against the step."""
     figure = _figure(6.5, 4.0)
     axes = figure.add_subplot()
-    step = history.get("step", np.arange(len(next(iter(history.values())))))
-    for name, values in history.items():
-        if name == "loss" or name.startswith("loss_"):
-            positive = np.where(values > 0, values, np.nan)
-            axes.plot(step, positive, lw=2.0 if name == "loss" else 1.0, label=name)
-    axes.set_yscale("log")
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss")
+    _draw_losses(axes, history)
     axes.legend(fontsize=8)
     axes.set_title("loss history per term")
     return figure
+
+
+_TAB20_EXTRA = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2"]
+
+
+def _draw_losses(axes, history: dict[str, np.ndarray], stages: bool = False) -> None:
+    """The ``loss`` and ``loss_<term>`` columns against the step, log scale; with ``stages``
+    a faint vertical line where the plan's stage changes (a grid step or a new optimiser)."""
+    step = history.get("step", np.arange(len(next(iter(history.values())))))
+    names = [name for name in history if name == "loss" or name.startswith("loss_")]
+    if len(names) > 10:  # more lines than the default colour cycle has colours
+        from matplotlib import colormaps
+
+        axes.set_prop_cycle(color=list(colormaps["tab10"].colors) + _TAB20_EXTRA)
+    largest = max((np.nanmax(history[n], initial=0.0) for n in names), default=0.0)
+    for name in names:
+        values = history[name]
+        if largest > 0 and np.nanmax(values, initial=0.0) < 1e-12 * largest:
+            axes.plot([], [], lw=1.0, label=f"{name} (~0: exact)")  # a hard constraint
+            continue
+        positive = np.where(values > 0, values, np.nan)
+        axes.plot(step, positive, lw=2.0 if name == "loss" else 1.0, label=name)
+    if stages and "stage" in history and len(step) > 1:
+        changes = np.flatnonzero(np.diff(history["stage"]) != 0)
+        for index in changes:
+            axes.axvline(step[index], color="0.6", lw=0.6, ls=":")
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
 
 
 # ----------------------------------------------------------------------------- fields
 def solution_figure(problem, model, resolution: int | None = None):
     """Solution, exact solution and error: curves (1D), maps (2D, 1D + time), or maps at the
     final time (2D + time). Returns None for other dimensions."""
-    from kanphys.io.export import evaluate, grid_sites
-
-    domain = problem.domain
-    space_dim = domain.spatial_dim
-    timed = domain.time_index is not None
-    if space_dim > 2 or (timed and space_dim not in (1, 2)):
+    drawn = _field_values(problem, model, resolution)
+    if drawn is None:
         return None
-    if timed and space_dim == 2:
-        sites = grid_sites(domain.space, resolution or 101)
-        evaluation = evaluate(
-            problem, model, sites, times=np.array([domain.t1]), fields=_names(problem)
-        )
-        title = f" at t = {domain.t1:g}"
-    else:
-        sites = grid_sites(domain, resolution or (1001 if domain.dim == 1 else 101))
-        evaluation = evaluate(problem, model, sites, fields=_names(problem))
-        title = ""
+    sites, evaluation, title = drawn
     values = evaluation.frames[-1]
     rows = [name for name in problem.fields]
     columns = [c for c in ("", "_exact", "_error") if any(f"{r}{c}" in values for r in rows)]
@@ -230,6 +246,106 @@ def solution_figure(problem, model, resolution: int | None = None):
             _draw(axes, figure, sites, values[name], evaluation.coordinates, suffix == "_error")
             axes.set_title(f"{name}{title}")
     return figure
+
+
+def catalogue_figure(
+    problem,
+    model,
+    history: dict[str, np.ndarray] | None,
+    title: str = "",
+    resolution: int | None = None,
+):
+    """One compact figure of a trained problem for the problem catalogue: per field (rows)
+    the solution and its error against the exact or reference solution (maps over space, or
+    over space and time for 1D + time), and beside them the loss history per term (dotted
+    lines where the plan's stage changes).
+
+    Args:
+        problem: the problem (its ``exact`` solutions give the error column).
+        model: the trained surrogate.
+        history: columns of ``history.csv`` (``Run.history()``); None: no loss panel.
+        title: the figure's title (e.g. model, budget and measured error).
+        resolution: grid points per axis (default 101 for maps, 1001 for curves).
+
+    Returns:
+        The figure, or None for domains of more than two dimensions.
+    """
+    drawn = _field_values(problem, model, resolution)
+    if drawn is None:
+        return None
+    sites, evaluation, suffix = drawn
+    values, rows = evaluation.frames[-1], list(problem.fields)
+    figure = _figure(11.0, max(2.5 * len(rows), 3.2))
+    layout = figure.add_gridspec(len(rows), 3, width_ratios=(1.0, 1.0, 1.2))
+    for r, field in enumerate(rows):
+        for c, name in enumerate((field, f"{field}_error")):
+            axes = figure.add_subplot(layout[r, c])
+            if name not in values:
+                axes.set_axis_off()
+                continue
+            _draw(axes, figure, sites, values[name], evaluation.coordinates, c == 1)
+            largest = np.nanmax(np.abs(values[name]))
+            label = f"{field}{suffix}" if c == 0 else f"{field} error (max {largest:.1e})"
+            axes.set_title(label, fontsize=9)
+    if history is not None:
+        axes = figure.add_subplot(layout[:, 2])
+        _draw_losses(axes, history, stages=True)
+        terms = sum(name.startswith("loss") for name in history)
+        axes.legend(fontsize=6, ncol=2 if terms > 6 else 1)
+        axes.set_title("loss history", fontsize=9)
+    for axes in figure.axes:  # the maps, their colour bars and the losses
+        axes.tick_params(labelsize=7)
+        axes.xaxis.label.set_size(8)
+        axes.yaxis.label.set_size(8)
+        axes.yaxis.get_offset_text().set_fontsize(7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def write_png(figure, path: str | Path, dpi: int = 100, max_bytes: int | None = None) -> Path:
+    """Save ``figure`` as a PNG at ``dpi`` (atomically); return the path.
+
+    With ``max_bytes``, a file that would be larger is reduced to a palette of 256 colours
+    (median cut, no dithering): a third of the size or less for colour maps, with faint
+    banding.
+    """
+    from io import BytesIO
+
+    from PIL import Image
+
+    path = Path(path)
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    content = buffer.getvalue()
+    if max_bytes is not None and len(content) > max_bytes:
+        image = Image.open(buffer).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+        buffer = BytesIO()
+        image.save(buffer, format="png", optimize=True)
+        content = buffer.getvalue()
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(content)
+    return path
+
+
+def _field_values(problem, model, resolution: int | None):
+    """(sites, evaluation, title suffix) of every field, exact solution and error on a grid
+    of the domain (the final time of a 2D + time problem); None above two dimensions."""
+    from kanphys.io.export import evaluate, grid_sites
+
+    domain = problem.domain
+    space_dim = domain.spatial_dim
+    timed = domain.time_index is not None
+    if space_dim > 2 or (timed and space_dim not in (1, 2)):
+        return None
+    if timed and space_dim == 2:
+        sites = grid_sites(domain.space, resolution or 101)
+        evaluation = evaluate(
+            problem, model, sites, times=np.array([domain.t1]), fields=_names(problem)
+        )
+        return sites, evaluation, f" at t = {domain.t1:g}"
+    sites = grid_sites(domain, resolution or (1001 if domain.dim == 1 else 101))
+    return sites, evaluate(problem, model, sites, fields=_names(problem)), ""
 
 
 def _names(problem) -> list[str]:

@@ -9,9 +9,14 @@ centerlines, plate displacement, inverse coefficient).
 
 ``kanphys bench problems --json results/benchmarks/problems.json`` writes one record per
 problem and model (``problem``, ``model``, ``rel_l2`` per field, ``wall_time_s``, ``n_params``,
-``steps``, ``anchor``, ``target``, ``measured``, ``met``) and a Markdown table beside it. With
-``--only``, records of other problems already in the file are kept, so the table can be filled
-one problem at a time.
+``steps``, ``anchor``, ``target``, ``measured``, ``met``, ``budget_s``) and a Markdown table
+beside it. With ``--only``, records of other problems already in the file are kept, so the
+table can be filled one problem at a time.
+
+``--keep DIR`` keeps each run's directory, ``DIR/<problem>-<model>/`` (config, checkpoint,
+history, metrics, fields: ``kanphys plot`` and ``kanphys export`` read it), and
+``--figures DIR`` writes a compact catalogue figure per run (solution, error, loss history:
+``DIR/<problem>.png`` for the KAN, ``DIR/<problem>-mlp.png`` for the baseline).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import torch
 
 from kanphys.evaluate import evaluation_grid
 from kanphys.io.files import write_json, write_text
-from kanphys.runner import DTYPES, ProblemFile, build_model, load_problem_file
+from kanphys.runner import DTYPES, ProblemFile, RunOptions, build_model, finish, load_problem_file
 from kanphys.train.plan import Plan
 from kanphys.train.trainer import Trainer
 
@@ -38,17 +43,23 @@ __all__ = [
     "PROBLEMS",
     "TRUE_PARAMETERS",
     "Entry",
+    "Outputs",
     "benchmark",
+    "caption",
+    "keep_run",
     "main",
     "markdown_table",
     "measure",
     "merge_records",
+    "redraw",
     "train_with_budget",
+    "write_figure",
 ]
 
 log = logging.getLogger(__name__)
 FOLDER = Path(__file__).resolve().parents[2] / "problems"
 DEFAULT_JSON = Path("results") / "benchmarks" / "problems.json"
+FIGURE_BYTES = 200_000  # catalogue figures above this are reduced to 256 colours
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,21 @@ PROBLEMS = (
 
 
 TRUE_PARAMETERS = {"inverse_diffusion": {"D": 0.25}}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a benchmark run leaves besides its record.
+
+    Attributes:
+        keep: folder for each run's directory, ``KEEP/<problem>-<model>/`` (the files of
+            ``kanphys run``); None keeps none.
+        figures: folder for the catalogue figures, ``<problem>.png`` (KAN) and
+            ``<problem>-mlp.png`` (PNG, 100 dpi); None writes none.
+    """
+
+    keep: Path | None = None
+    figures: Path | None = None
 
 
 class _OutOfTime(Exception):
@@ -203,9 +229,17 @@ def run_one(
     plan: Plan,
     budget_s: float | None,
     seed: int = 0,
+    outputs: Outputs = Outputs(),
 ) -> dict[str, Any]:
-    """Train one model (``"kan"`` or ``"mlp"``) on one problem; return its record."""
+    """Train one model (``"kan"`` or ``"mlp"``) on one problem; return its record.
+
+    Raises:
+        FileExistsError: if the run directory to keep exists and is not empty.
+    """
     problem = source.problem
+    out = None if outputs.keep is None else Path(outputs.keep) / f"{problem.name}-{kind}"
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose another --keep folder")
     model = build_model(
         problem,
         source.model,
@@ -222,7 +256,7 @@ def run_one(
     result = measure(problem, trainer.model)
     measured = result["measured"]
     met = all(measured.get(k, math.inf) <= v for k, v in entry.target.items())
-    return {
+    record = {
         "problem": problem.name,
         "model": kind,
         "rel_l2": result["rel_l2"],
@@ -235,7 +269,81 @@ def run_one(
         "anchor": entry.anchor,
         "target": dict(entry.target),
         "met": bool(met),
+        "budget_s": budget_s,
     }
+    if out is not None:
+        keep_run(source, trainer, out, kind=kind, budget_s=budget_s)
+    if outputs.figures is not None:
+        name = problem.name if kind == "kan" else f"{problem.name}-{kind}"
+        path = Path(outputs.figures) / f"{name}.png"
+        write_figure(problem, trainer.model, _history(trainer), record, path)
+    return record
+
+
+def keep_run(
+    source: ProblemFile, trainer: Trainer, out: Path, *, kind: str, budget_s: float | None
+) -> None:
+    """Write ``trainer``'s run directory into ``out`` as ``kanphys run`` does (config,
+    problem, checkpoint, history, metrics, fields), so ``kanphys plot``/``export`` read it."""
+    model = trainer.model
+    if model.constraints is not None:  # so that Run.model() can rebuild them
+        model.constraints = replace(model.constraints, source=str(source.path))
+    options = RunOptions(seed=trainer.seed, overrides={} if kind == "kan" else {"model": kind})
+    config = {
+        "problem_file": str(source.path),
+        "problem": source.problem.name,
+        **options.to_dict(),
+        "plan": trainer.plan.to_dict(),
+        "model": model.config(),
+        "world_size": 1,
+        "budget_s": budget_s,
+    }
+    write_json(out / "config.json", config)
+    write_text(out / "problem.txt", f"{source.problem}\n")
+    trainer.checkpoint = out / "checkpoint.pt"
+    trainer.save()
+    finish(trainer, out, config)
+
+
+def caption(record: Mapping[str, Any], widths: Sequence[int] | None = None) -> str:
+    """One line for a catalogue figure: model, steps, training time and budget, error."""
+    model = record["model"].upper() + (f" {list(widths)}" if widths else "")
+    budget = record.get("budget_s")
+    spent = f"{record['wall_time_s']:.0f} s" + (f" of a {budget:.0f} s budget" if budget else "")
+    measured = ", ".join(f"{k} {_format(record['measured'].get(k))}" for k in record["target"])
+    return f"{record['problem']}: {model}, {record['steps']} steps, {spent}; {measured}"
+
+
+def write_figure(
+    problem, model, history: dict[str, np.ndarray] | None, record: Mapping[str, Any], path: Path
+) -> Path | None:
+    """The catalogue figure of a trained model (:func:`kanphys.plot.catalogue_figure`), with
+    :func:`caption` of its record as the title; None above two dimensions."""
+    from kanphys.plot import catalogue_figure, write_png
+
+    widths = getattr(model.net, "widths", None)
+    figure = catalogue_figure(problem, model, history, caption(record, widths))
+    if figure is None:
+        log.info("%s: no catalogue figure above two dimensions", problem.name)
+        return None
+    return write_png(figure, path, max_bytes=FIGURE_BYTES)
+
+
+def redraw(run_dir: str | Path, record: Mapping[str, Any], path: str | Path) -> Path | None:
+    """The catalogue figure of a kept run directory (``--keep``) and its record, again
+    (e.g. after a change of the figure), without training."""
+    from kanphys.io.run import Run
+
+    run = Run.load(run_dir)
+    problem = load_problem_file(run.config["problem_file"]).problem
+    return write_figure(problem, run.model(), run.history(), record, Path(path))
+
+
+def _history(trainer: Trainer) -> dict[str, np.ndarray] | None:
+    if not trainer.rows:
+        return None
+    table = np.asarray(trainer.rows, dtype=np.float64)
+    return {name: table[:, i] for i, name in enumerate(trainer.columns)}
 
 
 def benchmark(
@@ -246,6 +354,7 @@ def benchmark(
     quick: bool = False,
     folder: Path = FOLDER,
     on_record: Callable[[dict], None] | None = None,
+    outputs: Outputs = Outputs(),
 ) -> list[dict[str, Any]]:
     """Records of every (problem, model) pair, in table order.
 
@@ -256,6 +365,7 @@ def benchmark(
         quick: the quick plan of each file (smoke test).
         folder: where the problem files are.
         on_record: called with each record as soon as it exists (to save partial results).
+        outputs: run directories and figures to keep (default none).
 
     Raises:
         ValueError: naming an unknown problem or model.
@@ -272,7 +382,7 @@ def benchmark(
         source = load_problem_file(folder / f"{entry.name}.py")
         plan = (source.quick_plan or source.plan.quick()) if quick else source.plan
         for kind in models:
-            record = run_one(source, entry, kind, plan=plan, budget_s=budget_s)
+            record = run_one(source, entry, kind, plan=plan, budget_s=budget_s, outputs=outputs)
             log.info("%s", record)
             records.append(record)
             if on_record is not None:
@@ -297,23 +407,26 @@ def markdown_table(records: Sequence[dict], settings: Mapping[str, Any]) -> str:
     lines = [
         "# Problem library: KAN and MLP baseline",
         "",
-        f"Generated by `kanphys bench problems` on {settings.get('date', '?')}: "
-        f"{settings.get('budget', '?')}, one thread, float32 then the plan's L-BFGS dtype, "
-        "seed 0. `measured` is the error the target applies to (relative L2 unless stated).",
+        f"Generated by `kanphys bench problems` (last on {settings.get('date', '?')}): one "
+        "thread, float32 then the plan's L-BFGS dtype, seed 0; each row trained for at most "
+        "its wall-time budget (`budget (s)`). `measured` is the error the target applies to "
+        "(relative L2 unless stated).",
         "",
         "| problem | model | measured | target | met | rel L2 per field | params | steps "
-        "| time (s) | anchor |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| time (s) | budget (s) | anchor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         measured = ", ".join(f"{k} {_format(r['measured'].get(k))}" for k in r["target"])
         target = ", ".join(f"{k} <= {v:g}" for k, v in r["target"].items())
         rel = ", ".join(f"{k} {_format(v)}" for k, v in r["rel_l2"].items())
-        budget = " (budget)" if r.get("stopped_by_budget") else ""
+        stopped = " (budget)" if r.get("stopped_by_budget") else ""
+        budget = r.get("budget_s")
         lines.append(
             f"| {r['problem']} | {r['model']} | {measured} | {target} | "
-            f"{'yes' if r['met'] else 'no'} | {rel} | {r['n_params']} | {r['steps']}{budget} | "
-            f"{r['wall_time_s']:.0f} | {r['anchor']} |"
+            f"{'yes' if r['met'] else 'no'} | {rel} | {r['n_params']} | {r['steps']}{stopped} | "
+            f"{r['wall_time_s']:.0f} | {'-' if budget is None else f'{budget:.0f}'} | "
+            f"{r['anchor']} |"
         )
     done = {r["problem"] for r in records}
     missing = [e.name for e in PROBLEMS if e.name not in done]
@@ -352,8 +465,9 @@ def main(args) -> int:
             budget_s=budget,
             quick=args.quick,
             on_record=save,
+            outputs=Outputs(args.keep, args.figures),
         )
-    except ValueError as error:
+    except (ValueError, FileExistsError) as error:
         print(f"kanphys: error: {error}")
         return 2
     for r in merge_records(old, new):
