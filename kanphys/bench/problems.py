@@ -452,6 +452,8 @@ def main(args) -> int:
         "threads": args.threads,
         "quick": args.quick,
     }
+    if old:  # rows merged from earlier runs keep their own budgets
+        settings["budget"] = "per row (budget_s)"
     new: list[dict] = []
 
     def save(record: dict) -> None:
