@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -197,30 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "info":
         print(info())
         return 0
-    if args.command == "bench" and args.bench == "derivatives":
-        from kanphys.bench import derivatives
-
-        return derivatives.main(args)
-    if args.command == "bench" and args.bench == "training":
-        from kanphys.bench import training
-
-        return training.main(args)
-    if args.command == "bench" and args.bench == "scaling":
-        from kanphys.bench import scaling
-
-        return scaling.main(args)
-    if args.command == "bench" and args.bench == "problems":
-        from kanphys.bench import problems
-
-        return problems.main(args)
-    if args.command == "bench" and args.bench == "symbolic":
-        from kanphys.bench import symbolic
-
-        return symbolic.main(args)
-    if args.command == "bench" and args.bench == "export":
-        from kanphys.bench import export as export_bench
-
-        return export_bench.main(args)
+    if args.command == "bench":  # kanphys bench NAME runs kanphys.bench.NAME.main
+        return importlib.import_module(f"kanphys.bench.{args.bench}").main(args)
     if args.command == "export":
         return _export(args)
     if args.command == "plot":

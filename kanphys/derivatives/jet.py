@@ -359,8 +359,13 @@ def _contract_dense(layer: KANLayer, stacked: Tensor) -> Tensor:
     """``(count, n_out, N)`` from dense basis rows ``(count, size, n_in, N)``: one batched
     matrix product."""
     count, n = stacked.shape[0], stacked.shape[-1]
-    coef = layer.effective_coef().permute(2, 1, 0).reshape(layer.n_out, -1)
-    return _contract(coef, stacked.view(count, -1, n))
+    return _contract(_coef_matrix(layer), stacked.view(count, -1, n))
+
+
+def _coef_matrix(layer: KANLayer) -> Tensor:
+    """``(n_out, size * n_in)``: the coefficients, columns ordered (basis function, input) as
+    the rows of the basis matrix."""
+    return layer.effective_coef().permute(2, 1, 0).reshape(layer.n_out, -1)
 
 
 def _contract(matrix: Tensor, batch: Tensor) -> Tensor:
@@ -376,11 +381,10 @@ def _uniform_cubic_jet(layer: KANLayer, value: Tensor, factors: list[dict[int, T
     weights = [q * inv_width**k for f in factors for k, q in sorted(f.items())]
     if layer.n_out <= FEW_OUTPUTS:
         return _polynomial_jet(layer, u, interval, layout, weights)
-    coef, (n_in, n) = layer.effective_coef(), value.shape
+    n_in, n = value.shape
     within = torch.arange(n_in * n, device=value.device).view(n_in, n)
     flat = basis_slots(interval, layer.basis.size) * (n_in * n) + within
-    matrix = coef.permute(2, 1, 0).reshape(layer.n_out, -1)  # columns (basis, input)
-    return _UniformCubic.apply(u, matrix, flat, layout, *weights)
+    return _UniformCubic.apply(u, _coef_matrix(layer), flat, layout, *weights)
 
 
 def _polynomial_jet(layer: KANLayer, u: Tensor, interval: Tensor, layout, weights) -> Tensor:
@@ -389,9 +393,9 @@ def _polynomial_jet(layer: KANLayer, u: Tensor, interval: Tensor, layout, weight
     edge function and its u-derivatives follow by Horner's rule (no basis values at all)."""
     n_in, n = u.shape
     table = _interval_polynomials(layer)  # (n_out, 4, n_in * intervals)
-    rows = table.shape[-1] // n_in
-    inputs = torch.arange(n_in, device=u.device).view(-1, 1) * rows
-    index = ((interval + 1).clamp_(0, rows - 1) + inputs).view(-1)
+    intervals = table.shape[-1] // n_in
+    inputs = torch.arange(n_in, device=u.device).view(-1, 1) * intervals
+    index = ((interval + 1).clamp_(0, intervals - 1) + inputs).view(-1)
     top = max(max(k) for k in layout)
     outputs = []
     for powers in table:
@@ -510,7 +514,7 @@ def _local_backward(ctx, pieces: Tensor, grad_rows: Tensor, weights):
     ``sum_k P_k(u) w_ck``, so d/dw_ck = sum over pieces of grad * P_k and d/du = sum over
     pieces of grad * sum_k P_(k+1) w_ck."""
     grad_weights, by_order = [], {0: grad_rows[0]}
-    flat, position = iter(weights), 4
+    flat, position = iter(weights), 4  # forward(u, matrix, flat, layout, *weights)
     for g, orders in zip(grad_rows[1:], ctx.layout[1:], strict=True):
         for k in orders:
             w = next(flat)

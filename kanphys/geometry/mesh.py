@@ -37,7 +37,7 @@ from kanphys.geometry.domain import Domain
 if TYPE_CHECKING:
     import meshio
 
-__all__ = ["MeshDomain", "MeshError", "plate_with_hole_mesh"]
+__all__ = ["MeshDomain", "MeshError", "plate_with_hole_mesh", "read_mesh"]
 
 # Cell type -> (topological dimension, simplices as local vertex tuples).
 SIMPLICES: dict[str, tuple[int, tuple[tuple[int, ...], ...]]] = {
@@ -73,6 +73,23 @@ _BARYCENTRIC_TOL = 1e-10
 
 class MeshError(ValueError):
     """A mesh that cannot serve as a domain (the message names the file and the problem)."""
+
+
+def read_mesh(path: str | Path) -> meshio.Mesh:
+    """A mesh file read with meshio (``.msh``, ``.vtu``, ``.xdmf``, ...).
+
+    Raises:
+        MeshError: naming the file if it is missing or meshio cannot read it.
+    """
+    import meshio
+
+    path = Path(path)
+    if not path.is_file():
+        raise MeshError(f"mesh file {path} does not exist")
+    try:
+        return meshio.read(path)
+    except (Exception, SystemExit) as error:  # meshio raises many kinds, or exits
+        raise MeshError(f"cannot read mesh {path}: {error}") from error
 
 
 # ----------------------------------------------------------------------------- simplices
@@ -274,16 +291,8 @@ class MeshDomain(Domain):
         Raises:
             MeshError: If the file is missing or unreadable, or its mesh is unusable.
         """
-        import meshio
-
         path = Path(path)
-        if not path.is_file():
-            raise MeshError(f"mesh file {path} does not exist")
-        try:
-            mesh = meshio.read(path)
-        except (Exception, SystemExit) as error:  # meshio raises many kinds, or exits
-            raise MeshError(f"cannot read mesh {path}: {error}") from error
-        return cls(mesh, name=name, source=path.resolve())
+        return cls(read_mesh(path), name=name, source=path.resolve())
 
     def __repr__(self) -> str:
         where = f" from {self.source.name}" if self.source else ""

@@ -202,15 +202,13 @@ def mesh_sites(path: str | Path, dim: int, names: Sequence[str] = ()) -> Sites:
     Coordinate columns beyond ``dim`` must be zero (a 2-D mesh stored with z = 0) and are
     dropped.
     """
-    import meshio
+    from kanphys.geometry.mesh import MeshError, read_mesh
 
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"mesh file {path} does not exist")
     try:
-        mesh = meshio.read(path)
-    except (Exception, SystemExit) as error:  # meshio raises many kinds, or exits
-        raise ExportError(f"cannot read mesh {path}: {error}") from error
+        mesh = read_mesh(path)
+    except MeshError as error:
+        raise ExportError(str(error)) from error
     return sites_of_mesh(mesh, dim, f"mesh {path.name}", names)
 
 
