@@ -79,7 +79,7 @@ class Entry:
 
 
 PROBLEMS = (
-    Entry("poisson2d", "KAN paper [2,10,1]: MSE ~1e-7", {"u": 1e-4}),
+    Entry("poisson2d_exact", "KAN paper [2,10,1]: MSE ~1e-7", {"u": 1e-4}),
     Entry("poisson_holes", "MLP PINN ~1e-2", {"u": 1e-3}),
     Entry("helmholtz2d", "adaptive KAN 1.0-1.8e-3; MLP+RBA 3.5e-3", {"u": 5e-4}),
     Entry("diffusion1d", "adaptive KAN 2.1e-4", {"u": 5e-5}),
